@@ -1,0 +1,5 @@
+import sys
+
+from facepad.cli import main
+
+sys.exit(main())

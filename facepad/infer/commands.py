@@ -1,0 +1,7 @@
+"""Command-line commands of facepad.infer."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    """Add this part's commands to the `facepad` parser."""
