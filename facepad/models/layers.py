@@ -1,0 +1,71 @@
+"""Building blocks shared by the facepad models: input normalisation, conv blocks, CDC."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Normalize(nn.Module):
+    """ImageNet-style normalisation kept as buffers, so export and serving need no preprocessing."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected RGB images (B, 3, H, W) in [0, 1], got {tuple(x.shape)}")
+        return (x - self.mean) / self.std
+
+
+class CDConv2d(nn.Conv2d):
+    """Central difference convolution (Yu et al., CDCN 2020).
+
+    y = conv(x) - theta * (sum of the kernel) * x_centre: it mixes plain intensity features with
+    local gradients, which carry the fine texture cues of spoofs. theta = 0 is a plain conv.
+    """
+
+    def __init__(self, *args, theta: float = 0.7, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not 0.0 <= theta <= 1.0:
+            raise ValueError(f"CDC theta must be in [0, 1], got {theta}")
+        self.theta = float(theta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.theta == 0.0:
+            return out
+        # The centre term is a 1x1 conv with the kernel summed over space, same stride.
+        kernel_sum = self.weight.sum(dim=(2, 3), keepdim=True)  # (out, in, 1, 1)
+        centre = F.conv2d(x, kernel_sum, stride=self.stride, padding=0, groups=self.groups)
+        return out - self.theta * centre
+
+
+def conv_bn_relu(in_ch: int, out_ch: int, stride: int = 1, theta: float = 0.0) -> nn.Sequential:
+    """3x3 conv (CDC when theta > 0), batch norm, ReLU."""
+    if theta > 0.0:
+        conv = CDConv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False, theta=theta)
+    else:
+        conv = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+
+
+def init_weights(module: nn.Module) -> None:
+    """Kaiming init for convs, zero biases, unit BN: the same start for every model."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
