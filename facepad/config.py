@@ -1,0 +1,186 @@
+"""Run configuration: dataclasses, YAML recipes (configs/*.yaml) and dotted command-line overrides.
+
+`load_config("configs/nuaa_cpu.yaml", ["train.epochs=3", "model.kwargs.theta=0.7"])`. Every key
+is checked: a typo is an error naming it and the valid keys, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class DataConfig:
+    store: str = ""  # a folder written by `facepad prepare`
+    input_size: int = 128  # model input, pixels (the stored crop is resized to this)
+    depth_size: int = 32  # depth map side; must equal input_size / model map_stride
+    batch_size: int = 32  # global batch: split over DDP ranks
+    workers: int = 0  # DataLoader worker processes per rank
+    augment: bool = True
+    train_split: str = "train"
+    val_split: str = "val"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "depth_unet"
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the model's constructor
+
+
+@dataclass
+class LossConfig:
+    binary_weight: float = 1.0  # BCE on the logit (binary_cnn, fusion)
+    depth_weight: float = 1.0  # depth MSE (depth_unet, fusion)
+    contrastive_weight: float = 0.0  # contrastive depth loss, relative to the depth MSE
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 0.5  # linear warm-up, in epochs (fractions allowed)
+    schedule: str = "cosine"  # cosine | step
+    step_epochs: int = 10  # step schedule: multiply lr by step_gamma every step_epochs
+    step_gamma: float = 0.1
+    grad_clip: float = 5.0  # max gradient norm; 0 = off
+    amp: str = "none"  # bf16 | fp16 | none; autocast on CUDA only
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the model
+    seed: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms (slower)
+    early_stop_patience: int = 0  # stop after this many epochs without a better val ACER; 0 = off
+    threads: int = 0  # torch threads per process; 0 = CPU cores / local processes
+    device: str = "auto"  # auto | cpu | cuda
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out_dir: str = "runs"
+    run_name: str = ""  # run folder is out_dir/run_name; empty = the model name
+
+
+CHOICES = {
+    "train.schedule": ("cosine", "step"),
+    "train.amp": ("bf16", "fp16", "none"),
+    "train.device": ("auto", "cpu", "cuda"),
+}
+
+
+class ConfigError(ValueError):
+    """A recipe or override that does not fit the Config dataclasses."""
+
+
+def _field_names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _coerce(value: Any, current: Any, key: str, where: str) -> Any:
+    """Check a value against the default's type; ints are accepted where floats are expected."""
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+        return value
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(current, (int, float, str)) and not isinstance(value, type(current)):
+        raise ConfigError(f"{where}: {key} must be a {type(current).__name__}, got {value!r}")
+    if isinstance(current, dict) and not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
+    return value
+
+
+def _merge(obj: Any, values: dict, prefix: str, where: str) -> None:
+    """Set dataclass fields from a nested dict, refusing unknown keys."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: {prefix or 'the recipe'} must be a mapping, got {values!r}")
+    names = _field_names(type(obj))
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(
+                f"{where}: unknown config key {dotted!r}; valid keys under "
+                f"{prefix.rstrip('.') or 'the top level'}: {', '.join(names)}"
+            )
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, dotted + ".", where)
+        else:
+            setattr(obj, key, _coerce(value, current, dotted, where))
+
+
+def _apply_override(config: Config, override: str) -> None:
+    """`a.b.c=value`, the value parsed as YAML (so 3 is an int, true a bool, [1, 2] a list)."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like key=value, e.g. train.epochs=3")
+    dotted, raw = override.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    parts = dotted.strip().split(".")
+    # model.kwargs.<anything> goes into the free-form kwargs dict.
+    if parts[:2] == ["model", "kwargs"] and len(parts) > 2:
+        target = config.model.kwargs
+        for part in parts[2:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+        return
+    nested: Any = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    _merge(config, nested, "", f"override {override!r}")
+
+
+def validate(config: Config) -> None:
+    for dotted, allowed in CHOICES.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(config, section), key)
+        if value not in allowed:
+            raise ConfigError(f"{dotted} must be one of {', '.join(allowed)}, got {value!r}")
+    for dotted in ("data.input_size", "data.depth_size", "data.batch_size", "train.epochs"):
+        section, key = dotted.split(".")
+        if getattr(getattr(config, section), key) < 1:
+            raise ConfigError(f"{dotted} must be at least 1")
+    if config.data.workers < 0:
+        raise ConfigError("data.workers must be 0 or more")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple = ()) -> Config:
+    """Defaults, then the YAML recipe at `path` (if any), then the dotted overrides, in order."""
+    config = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found (recipes live in configs/*.yaml)")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        _merge(config, values, "", str(path))
+    for override in overrides:
+        _apply_override(config, override)
+    validate(config)
+    return config
+
+
+def config_from_dict(values: dict) -> Config:
+    """Rebuild a Config from its plain dict (as stored in config.yaml and checkpoints)."""
+    config = Config()
+    _merge(config, values, "", "config dict")
+    validate(config)
+    return config
+
+
+def config_to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
