@@ -1,7 +1,306 @@
-"""Command-line commands of facepad.infer."""
+"""`facepad predict` and `facepad export`.
+
+Heavy libraries (torch, cv2, onnxruntime, mediapipe) are imported inside the commands, so that
+`facepad --help` stays fast.
+"""
 
 from __future__ import annotations
 
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+CSV_FIELDS = [
+    "source",
+    "frame",
+    "face",
+    "x",
+    "y",
+    "w",
+    "h",
+    "detector_score",
+    "score",
+    "decision",
+    "track",
+    "window_score",
+    "window_decision",
+    "error",
+]
+IMAGE_CHUNK = 16  # images read and scored together
+
 
 def register(subparsers) -> None:
-    """Add this part's commands to the `facepad` parser."""
+    """Add `predict` and `export` to the `facepad` parser."""
+    p = subparsers.add_parser(
+        "predict",
+        help="score faces in images, folders, videos or a webcam",
+        description="Detect every face, crop it as training did, and print a live/spoof verdict.",
+    )
+    p.add_argument(
+        "inputs", nargs="+", help="image files, folders (recursive), video files, or a webcam index"
+    )
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", type=Path, help="a .pt checkpoint (torch backend)")
+    model.add_argument("--onnx", type=Path, help="an exported .onnx model (onnxruntime backend)")
+    p.add_argument("--json", type=Path, help="write all results to this JSON file")
+    p.add_argument("--csv", type=Path, help="write one row per face to this CSV file")
+    p.add_argument("--annotate", type=Path, help="write annotated images/videos into this folder")
+    p.add_argument("--largest-only", action="store_true", help="score only the largest face")
+    p.add_argument("--window", type=int, default=15, help="video: frames per decision window")
+    p.add_argument("--rule", choices=("mean", "majority"), default="mean", help="window rule")
+    p.add_argument("--max-frames", type=int, default=None, help="video/webcam: stop after N frames")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    p.add_argument("--quiet", action="store_true", help="no per-face table on the terminal")
+    p.set_defaults(func=run_predict)
+
+    e = subparsers.add_parser(
+        "export",
+        help="export a checkpoint to ONNX",
+        description="Export the checkpoint's scored model to ONNX and check it against torch.",
+    )
+    e.add_argument("checkpoint", type=Path, help="a .pt checkpoint")
+    e.add_argument("--out", type=Path, required=True, help="where to write model.onnx")
+    e.add_argument("--opset", type=int, default=17)
+    e.add_argument("--no-check", action="store_true", help="skip the torch-vs-onnx comparison")
+    e.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from facepad.infer.export import export_onnx
+
+    if not args.checkpoint.is_file():
+        print(f"error: checkpoint {args.checkpoint} not found", file=sys.stderr)
+        return 2
+    summary = export_onnx(args.checkpoint, args.out, opset=args.opset, check=not args.no_check)
+    print(f"wrote {summary['out']} (opset {summary['opset']}, outputs {summary['outputs']})")
+    for key, value in summary.items():
+        if key.startswith("facepad."):
+            print(f"  {key} = {value}")
+    if "max_abs_diff_score" in summary:
+        line = f"torch vs onnxruntime on {summary['check_crops']} real face crops: "
+        line += f"max abs diff score {summary['max_abs_diff_score']:.2e}"
+        if "max_abs_diff_depth" in summary:
+            line += f", depth {summary['max_abs_diff_depth']:.2e}"
+        print(line)
+    return 0
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[tuple[str, Path | int, Path | None]], list]:
+    """Inputs -> (kind, source, folder it came from) with kind image|video|webcam, plus errors."""
+    items, errors = [], []
+    for raw in inputs:
+        if raw.isdigit() and not Path(raw).exists():
+            items.append(("webcam", int(raw), None))
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            videos = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _video_suffixes()
+            )
+            if not found and not videos:
+                errors.append((raw, "folder holds no images or videos"))
+            items += [("image", p, path) for p in found] + [("video", p, path) for p in videos]
+        elif path.is_file():
+            kind = "video" if path.suffix.lower() in _video_suffixes() else "image"
+            items.append((kind, path, None))
+        else:
+            errors.append((raw, "not found (pass an image, folder, video file or webcam index)"))
+    return items, errors
+
+
+def _video_suffixes() -> set[str]:
+    from facepad.infer.video import VIDEO_SUFFIXES
+
+    return VIDEO_SUFFIXES
+
+
+def _face_row(source: str, frame: Any, i: int, face, decision=None) -> dict:
+    x, y, w, h = face.box
+    row = {
+        "source": source,
+        "frame": frame,
+        "face": i,
+        "x": x,
+        "y": y,
+        "w": w,
+        "h": h,
+        "detector_score": round(face.detector_score, 4),
+        "score": round(face.score, 6),
+        "decision": face.decision,
+        "track": "",
+        "window_score": "",
+        "window_decision": "",
+        "error": "",
+    }
+    if decision is not None:
+        row.update(
+            track=decision.track_id,
+            window_score=round(decision.window_score, 6),
+            window_decision=decision.window_decision,
+        )
+    return row
+
+
+def _empty_row(source: str, frame: Any, error: str) -> dict:
+    row = dict.fromkeys(CSV_FIELDS, "")
+    row.update(source=source, frame=frame, face="", error=error)
+    return row
+
+
+def _annotated_path(out_dir: Path, path: Path, folder: Path | None, suffix: str) -> Path:
+    rel = Path(folder.name) / path.relative_to(folder) if folder is not None else Path(path.name)
+    return out_dir / rel.with_suffix(suffix)
+
+
+def _predict_images(predictor, items, args, rows: list[dict]) -> None:
+    """Score image files in chunks; an unreadable file becomes an error row, never a crash."""
+    from tqdm import tqdm
+
+    from facepad.infer.predictor import _to_rgb
+
+    bar = tqdm(total=len(items), desc="images", unit="img", disable=len(items) < 2, file=sys.stderr)
+    for start in range(0, len(items), IMAGE_CHUNK):
+        chunk, rgbs = [], []
+        for _, path, folder in items[start : start + IMAGE_CHUNK]:
+            try:
+                rgbs.append(_to_rgb(path))
+                chunk.append((path, folder))
+            except Exception as exc:  # a corrupt file in a big run is recorded and skipped
+                rows.append(_empty_row(str(path), "", f"unreadable image: {exc}"))
+        results = predictor.predict_rgb(rgbs) if rgbs else []
+        for (path, folder), rgb, faces in zip(chunk, rgbs, results, strict=False):
+            if not faces:
+                rows.append(_empty_row(str(path), "", "no face found"))
+            rows += [_face_row(str(path), "", i, f) for i, f in enumerate(faces)]
+            if args.annotate:
+                _write_image(_annotated_path(args.annotate, path, folder, ".jpg"), rgb, faces)
+        bar.update(len(items[start : start + IMAGE_CHUNK]))
+    bar.close()
+
+
+def _write_image(out: Path, rgb, faces) -> None:
+    import cv2
+
+    from facepad.infer.video import annotate
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR))
+
+
+def _predict_stream(predictor, kind, source, folder, args, rows: list[dict]) -> None:
+    """Score a video file or webcam frame by frame, with tracked sliding-window decisions."""
+    import cv2
+    from tqdm import tqdm
+
+    from facepad.infer.video import FaceTracker, annotate, frame_count, iter_frames
+
+    name = f"webcam:{source}" if kind == "webcam" else str(source)
+    tracker = FaceTracker(predictor.threshold, window=args.window, rule=args.rule)
+    total = frame_count(source if kind == "webcam" else str(source))
+    if args.max_frames and total:
+        total = min(total, args.max_frames)
+    writer = None
+    frames = iter_frames(source if kind == "webcam" else str(source), args.max_frames)
+    for n, rgb in enumerate(tqdm(frames, total=total, desc=name, unit="frame", file=sys.stderr)):
+        faces = predictor.predict_rgb([rgb])[0]
+        decisions = tracker.update(faces)
+        if not faces:
+            rows.append(_empty_row(name, n, "no face found"))
+        rows += [
+            _face_row(name, n, i, f, d)
+            for i, (f, d) in enumerate(zip(faces, decisions, strict=False))
+        ]
+        if args.annotate:
+            if writer is None:
+                stem = "webcam" if kind == "webcam" else None
+                out = (
+                    args.annotate / f"{stem}{source}.annotated.mp4"
+                    if stem
+                    else _annotated_path(args.annotate, Path(source), folder, ".annotated.mp4")
+                )
+                out.parent.mkdir(parents=True, exist_ok=True)
+                writer = cv2.VideoWriter(
+                    str(out), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (rgb.shape[1], rgb.shape[0])
+                )
+            writer.write(cv2.cvtColor(annotate(rgb, faces, decisions), cv2.COLOR_RGB2BGR))
+    if writer is not None:
+        writer.release()
+
+
+def print_table(rows: list[dict], file=sys.stdout) -> None:
+    """A compact per-face table on the terminal."""
+    windowed = any(r["window_decision"] != "" for r in rows)
+    header = f"{'source':<44} {'frame':>5} {'face':>4} {'box (x,y,w,h)':<22} {'score':>7} decision"
+    if windowed:
+        header += "  window"
+    print(header, file=file)
+    for r in rows:
+        src = r["source"] if len(r["source"]) <= 44 else "..." + r["source"][-41:]
+        if r["error"]:
+            print(f"{src:<44} {r['frame']!s:>5} {'':>4} {r['error']}", file=file)
+            continue
+        box = f"{r['x']},{r['y']},{r['w']},{r['h']}"
+        line = f"{src:<44} {r['frame']!s:>5} {r['face']:>4} {box:<22} {r['score']:>7.3f} "
+        line += f"{r['decision']:<8}"
+        if windowed and r["window_decision"] != "":
+            line += f"  {r['window_decision']} {r['window_score']:.3f} (#{r['track']})"
+        print(line, file=file)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from facepad.infer.predictor import Predictor, PredictorError
+
+    if args.window < 1:
+        print("error: --window must be at least 1 frame", file=sys.stderr)
+        return 2
+    try:
+        if args.onnx is not None:
+            predictor = Predictor.from_checkpoint(
+                args.onnx, "onnx", largest_only=args.largest_only, threads=args.threads
+            )
+        else:
+            predictor = Predictor.from_checkpoint(
+                args.checkpoint, "torch", largest_only=args.largest_only, threads=args.threads
+            )
+    except PredictorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    items, missing = expand_inputs(args.inputs)
+    rows = [_empty_row(src, "", reason) for src, reason in missing]
+    images = [it for it in items if it[0] == "image"]
+    if images:
+        _predict_images(predictor, images, args, rows)
+    for kind, source, folder in items:
+        if kind == "image":
+            continue
+        try:
+            _predict_stream(predictor, kind, source, folder, args, rows)
+        except ValueError as exc:
+            rows.append(_empty_row(str(source), "", str(exc)))
+    if not args.quiet:
+        print_table(rows)
+    n_faces = sum(1 for r in rows if not r["error"])
+    n_live = sum(1 for r in rows if not r["error"] and r["decision"] == "live")
+    n_err = sum(1 for r in rows if r["error"] and r["error"] != "no face found")
+    print(
+        f"{n_faces} faces ({n_live} live, {n_faces - n_live} spoof) at threshold "
+        f"{predictor.threshold:.4f}; {n_err} inputs skipped",
+        file=sys.stderr,
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"model": predictor.describe(), "results": rows}, indent=1))
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        with args.csv.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return 0 if n_faces or not n_err else 1

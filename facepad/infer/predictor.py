@@ -1,0 +1,231 @@
+"""Predictor: image in, one liveness verdict per face out, with a torch or an onnxruntime backend.
+
+This module imports no torch: the onnx path (`backend="onnx"`) must run where torch is not
+installed. The torch backend is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 0.5
+BATCH_SIZE = 32
+
+
+class PredictorError(ValueError):
+    """A model file or input that cannot be used; the message names it and says how to fix it."""
+
+
+@dataclass
+class FacePrediction:
+    """One face: where it is, how sure the detector is, how live it looks, and the decision."""
+
+    box: tuple[int, int, int, int]  # (x, y, w, h) in image pixels
+    detector_score: float
+    score: float  # liveness in [0, 1], higher = more live
+    is_live: bool  # score >= threshold
+    threshold: float
+    depth: np.ndarray | None = None  # (h, w) float32 in [0, 1], depth models only
+
+    @property
+    def decision(self) -> str:
+        return "live" if self.is_live else "spoof"
+
+    def to_dict(self, with_depth: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "box": [int(v) for v in self.box],
+            "detector_score": round(float(self.detector_score), 4),
+            "score": round(float(self.score), 6),
+            "decision": self.decision,
+            "threshold": float(self.threshold),
+        }
+        if with_depth and self.depth is not None:
+            out["depth"] = np.round(self.depth, 3).tolist()
+        return out
+
+
+class Backend(Protocol):
+    """What the Predictor needs from a model: scores for a batch of face crops, and its metadata."""
+
+    threshold: float | None
+    crop_scale: float
+    input_size: int
+    model_name: str
+
+    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """images (N, 3, S, S) float32 RGB in [0, 1] -> scores (N,), depth (N, 1, h, w) or None."""
+        ...
+
+
+def _to_rgb(image: Any) -> np.ndarray:
+    """Path, bytes, numpy RGB array or PIL image -> (H, W, 3) uint8 RGB."""
+    from facepad.data.images import load_image
+
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise PredictorError(
+                f"numpy image has shape {image.shape}; pass (H, W, 3) RGB uint8 (or (H, W) gray)"
+            )
+        image = image[:, :, :3]
+        if image.dtype != np.uint8:
+            if np.issubdtype(image.dtype, np.floating) and image.max(initial=0) <= 1.0:
+                image = image * 255.0
+            image = np.clip(image, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(image)
+    if isinstance(image, (str, Path, bytes, bytearray)):
+        return load_image(bytes(image) if isinstance(image, bytearray) else image)
+    if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if isinstance(image, io.IOBase):
+        return load_image(image.read())
+    raise PredictorError(
+        f"cannot read an image from {type(image).__name__}; pass a path, bytes, an (H, W, 3) "
+        "uint8 RGB array or a PIL image"
+    )
+
+
+class Predictor:
+    """Detects faces, crops them exactly as `facepad prepare` does, and scores every face.
+
+    Built with `Predictor.from_checkpoint`. Thread-safe: the face detector (mediapipe, not safe to
+    share between threads) runs under a lock; the model runs outside it.
+    """
+
+    def __init__(self, backend: Backend, *, largest_only: bool = False, detector: Any = None):
+        self.backend = backend
+        self.largest_only = largest_only
+        self.threshold = (
+            float(backend.threshold) if backend.threshold is not None else DEFAULT_THRESHOLD
+        )
+        if backend.threshold is None:
+            print(
+                f"warning: model {backend.model_name!r} carries no calibrated threshold; "
+                f"using {DEFAULT_THRESHOLD}",
+                file=sys.stderr,
+            )
+        self.crop_scale = float(backend.crop_scale)
+        self.input_size = int(backend.input_size)
+        self.model_name = backend.model_name
+        self._detector = detector
+        self._detector_lock = threading.Lock()
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        backend: str = "torch",
+        largest_only: bool = False,
+        threads: int | None = None,
+    ) -> Predictor:
+        """Load a `.pt` checkpoint (backend "torch") or an exported `.onnx` (backend "onnx")."""
+        path = Path(path)
+        if not path.is_file():
+            raise PredictorError(f"model file {path} not found; pass a checkpoint (.pt) or .onnx")
+        if backend == "onnx":
+            from facepad.infer.onnx_backend import OnnxBackend
+
+            return cls(OnnxBackend(path, threads=threads), largest_only=largest_only)
+        if backend == "torch":
+            if path.suffix == ".onnx":
+                raise PredictorError(f"{path} is an ONNX model; load it with backend='onnx'")
+            from facepad.infer.torch_backend import TorchBackend
+
+            return cls(TorchBackend(path, threads=threads), largest_only=largest_only)
+        raise PredictorError(f"unknown backend {backend!r}; use 'torch' or 'onnx'")
+
+    @classmethod
+    def from_path(
+        cls, path: str | Path, largest_only: bool = False, threads: int | None = None
+    ) -> Predictor:
+        """Pick the backend from the file: `.onnx` -> onnxruntime, anything else -> torch."""
+        backend = "onnx" if Path(path).suffix.lower() == ".onnx" else "torch"
+        return cls.from_checkpoint(path, backend, largest_only=largest_only, threads=threads)
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            from facepad.data.faces import FaceDetector
+
+            self._detector = FaceDetector()
+        return self._detector
+
+    def detect(self, rgb: np.ndarray) -> list[Any]:
+        """Face detections for one (H, W, 3) uint8 RGB image, largest first if `largest_only`."""
+        with self._detector_lock:
+            detections = list(self.detector.detect(rgb))
+        if self.largest_only and detections:
+            detections = [max(detections, key=lambda d: d.box[2] * d.box[3])]
+        return detections
+
+    def crop(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """(S, S, 3) uint8 face crop with the checkpoint's crop scale and input size."""
+        from facepad.data.crop import square_crop
+
+        return square_crop(rgb, box, scale=self.crop_scale, size=self.input_size)
+
+    def score_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """crops (N, S, S, 3) uint8 -> scores (N,), depth (N, h, w) or None; batched."""
+        scores, depths = [], []
+        for start in range(0, len(crops), BATCH_SIZE):
+            batch = crops[start : start + BATCH_SIZE]
+            images = batch.transpose(0, 3, 1, 2).astype(np.float32) / 255.0  # (B, 3, S, S)
+            score, depth = self.backend.run(np.ascontiguousarray(images))
+            scores.append(np.asarray(score, dtype=np.float32).reshape(-1))
+            if depth is not None:
+                depths.append(np.asarray(depth, dtype=np.float32)[:, 0])  # (B, h, w)
+        if not scores:
+            return np.zeros(0, np.float32), None
+        return np.concatenate(scores), (np.concatenate(depths) if depths else None)
+
+    def predict_rgb(self, rgbs: list[np.ndarray]) -> list[list[FacePrediction]]:
+        """Faces of several RGB images; all crops go through the model in shared batches."""
+        detections = [self.detect(rgb) for rgb in rgbs]
+        crops = [
+            self.crop(rgb, d.box) for rgb, dets in zip(rgbs, detections, strict=False) for d in dets
+        ]
+        if not crops:
+            return [[] for _ in rgbs]
+        scores, depths = self.score_crops(np.stack(crops))
+        results, k = [], 0
+        for dets in detections:
+            faces = []
+            for d in dets:
+                score = float(scores[k])
+                faces.append(
+                    FacePrediction(
+                        box=tuple(int(round(v)) for v in d.box),
+                        detector_score=float(d.score),
+                        score=score,
+                        is_live=score >= self.threshold,
+                        threshold=self.threshold,
+                        depth=None if depths is None else depths[k],
+                    )
+                )
+                k += 1
+            results.append(faces)
+        return results
+
+    def predict(self, image: Any) -> list[FacePrediction] | list[list[FacePrediction]]:
+        """One image -> its faces; a list of images -> a list of face lists (batched)."""
+        if isinstance(image, (list, tuple)):
+            return self.predict_rgb([_to_rgb(im) for im in image])
+        return self.predict_rgb([_to_rgb(image)])[0]
+
+    def describe(self) -> dict[str, Any]:
+        """Model metadata, for logs and the serve page."""
+        return {
+            "model": self.model_name,
+            "backend": type(self.backend).__name__,
+            "threshold": self.threshold,
+            "crop_scale": self.crop_scale,
+            "input_size": self.input_size,
+        }
