@@ -1,0 +1,60 @@
+"""Shared by the predictor, export and serve tests: tiny checkpoints and real face photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+# Tiny versions of each model, fast on CPU; untrained weights are enough to test the plumbing.
+TINY_MODELS = {
+    "binary_cnn": {"widths": [8, 16], "convs_per_block": 1},
+    "depth_unet": {"widths": [8, 16, 16], "map_stride": 4},
+    "fusion": {"widths": [8, 16, 16], "map_stride": 4},
+}
+INPUT_SIZE = 64
+CROP_SCALE = 1.3
+
+
+def save_tiny_checkpoint(
+    path: Path, name: str = "depth_unet", threshold: float | None = 0.5, seed: int = 0
+) -> Path:
+    """A checkpoint per the contract in docs/ARCHITECTURE.md, holding an untrained tiny model."""
+    import torch
+
+    from facepad.models import create_model
+
+    torch.manual_seed(seed)
+    kwargs = TINY_MODELS.get(name) or {}
+    model = create_model(name, **kwargs).eval()
+    ckpt = {
+        "format_version": 1,
+        "model": {"name": name, "kwargs": dict(getattr(model, "kwargs", kwargs))},
+        "state_dict": model.state_dict(),
+        "config": {},
+        "epoch": 0,
+        "step": 0,
+        "optimizer": None,
+        "scheduler": None,
+        "scaler": None,
+        "rng": None,
+        "best_metric": None,
+        "threshold": threshold,
+        "preprocess": {"crop_scale": CROP_SCALE, "input_size": INPUT_SIZE},
+    }
+    torch.save(ckpt, path)
+    return path
+
+
+def astronaut() -> np.ndarray:
+    """(512, 512, 3) uint8 RGB photo with one face (skimage)."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+def grace_hopper_path() -> Path:
+    """A JPEG with one face, shipped by matplotlib."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
