@@ -1,0 +1,158 @@
+"""Manifest CSV reader: any dataset described by `path,label[,attack_type,subject,split]`.
+
+The way to bring a dataset other than CelebA-Spoof (e.g. nuaa-dev) into facepad. Paths are relative
+to the CSV's folder (absolute paths also work); columns beyond the known ones (nuaa-dev's `session`,
+`md5`) are kept in `Sample.attributes`.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+from facepad.data.records import LABELS, ReadResult, Sample, SkippedInput
+from facepad.data.split import choose_subjects, split_by_subject, split_counts
+
+REQUIRED_COLUMNS = ("path", "label")
+OPTIONAL_COLUMNS = ("attack_type", "subject", "split")
+EXPECTED_HEADER = "path,label[,attack_type,subject,split][,any extra columns]"
+SPLITS = ("train", "val", "test")
+# attack_type values that mean "no attack" in manifests (nuaa-dev writes `none` for live rows).
+_NO_ATTACK = {"", "none", "live", "bona_fide", "bonafide"}
+
+
+def read_manifest(
+    csv_path: str | Path,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    test_subjects: Iterable[str] | None = None,
+    test_fraction: float = 0.2,
+) -> ReadResult:
+    """Read a manifest CSV into samples with subject-disjoint train/val/test splits.
+
+    Without a `split` column, the subjects in `test_subjects` form the test split (else a seeded
+    `test_fraction` of the subjects); validation is then carved from train by subject. With a
+    `split` column that has no `val` rows, validation is carved from its train rows the same way.
+    Without a `subject` column every image is its own subject (a warning says so).
+    Rows whose image file is missing are skipped with a reason.
+    """
+    csv_path = Path(csv_path).expanduser().absolute()
+    if not csv_path.is_file():
+        raise FileNotFoundError(
+            f"manifest {csv_path} not found; write a CSV with header {EXPECTED_HEADER}"
+        )
+    base = csv_path.parent
+    samples: list[Sample] = []
+    skipped: list[SkippedInput] = []
+    counts = {"rows": 0, "missing_image": 0, "duplicate_rows": 0, "live_attack_type_ignored": 0}
+    seen: set[str] = set()
+
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise ValueError(
+                f"{csv_path}: missing column(s) {', '.join(missing)} (found: "
+                f"{', '.join(columns) or 'no header'}); expected header {EXPECTED_HEADER}"
+            )
+        reader.fieldnames = columns
+        has_subject = "subject" in columns
+        has_split = "split" in columns
+        extra = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+
+        for row in reader:
+            line = reader.line_num
+            if None in row:
+                raise ValueError(
+                    f"{csv_path} line {line}: more fields than the header's {len(columns)}; "
+                    "quote paths that contain commas"
+                )
+            rel = (row.get("path") or "").strip()
+            if not rel and not any((v or "").strip() for v in row.values()):
+                continue  # blank line
+            counts["rows"] += 1
+            where = f"{csv_path} line {line}"
+            if not rel:
+                raise ValueError(f"{where}: empty path; every row needs an image path")
+            label = (row.get("label") or "").strip().lower()
+            if label not in LABELS:
+                raise ValueError(
+                    f"{where}: label {row.get('label')!r} for {rel}; label must be live or spoof"
+                )
+            path = str((base / rel).absolute())
+            if path in seen:
+                skipped.append(SkippedInput(path=path, reason=f"duplicate row ({where})"))
+                counts["duplicate_rows"] += 1
+                continue
+            seen.add(path)
+            attack = (row.get("attack_type") or "").strip()
+            if label == "live":
+                if attack.lower() not in _NO_ATTACK:
+                    counts["live_attack_type_ignored"] += 1
+                attack = "live"
+            elif attack.lower() in _NO_ATTACK:
+                attack = "spoof"  # an attack of unnamed type
+            split = "train"
+            if has_split:
+                split = (row.get("split") or "").strip().lower()
+                if split not in SPLITS:
+                    raise ValueError(
+                        f"{where}: split {row.get('split')!r}; split must be one of "
+                        f"{', '.join(SPLITS)} (or drop the column to split by subject)"
+                    )
+            subject = (row.get("subject") or "").strip() if has_subject else ""
+            if has_subject and not subject:
+                raise ValueError(f"{where}: empty subject for {rel}; fill it or drop the column")
+            if not Path(path).is_file():
+                skipped.append(SkippedInput(path=path, reason="image file missing"))
+                counts["missing_image"] += 1
+                continue
+            samples.append(
+                Sample(
+                    path=path,
+                    label=label,
+                    attack_type=attack,
+                    subject=subject or rel,
+                    split=split,
+                    attributes={c: (row.get(c) or "").strip() for c in extra},
+                )
+            )
+
+    if counts["rows"] == 0:
+        raise ValueError(f"{csv_path} has a header but no rows; add one row per image")
+    if not has_subject:
+        warnings.warn(
+            f"{csv_path} has no subject column: every image is treated as its own subject, so "
+            "frames of one person can land in both train and test; add a subject column",
+            stacklevel=2,
+        )
+
+    if not has_split:
+        if test_subjects is not None:
+            wanted = {str(s) for s in test_subjects}
+            present = {s.subject for s in samples}
+            unknown = sorted(wanted - present)
+            if unknown:
+                raise ValueError(
+                    f"{csv_path}: test_subjects {', '.join(unknown)} are not in the manifest "
+                    f"(subjects present: {', '.join(sorted(present)[:20])}"
+                    f"{' ...' if len(present) > 20 else ''})"
+                )
+        else:
+            wanted = choose_subjects((s.subject for s in samples), test_fraction, seed)
+        for sample in samples:
+            if sample.subject in wanted:
+                sample.split = "test"
+    if not any(s.split == "val" for s in samples):
+        # a different stream from the test choice, so val is not the test subjects' neighbours
+        split_by_subject(samples, val_fraction, seed + 1)
+
+    counts.update(split_counts(samples))
+    counts["samples"] = len(samples)
+    counts["skipped"] = len(skipped)
+    counts["live"] = sum(s.is_live for s in samples)
+    counts["spoof"] = len(samples) - counts["live"]
+    return ReadResult(samples=samples, skipped=skipped, counts=counts)

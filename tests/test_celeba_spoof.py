@@ -1,0 +1,199 @@
+"""CelebA-Spoof reader: format details, every known defect, protocols, errors, load_box."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _readers_helpers import write_tree
+
+from facepad.data import celeba_spoof
+from facepad.data.celeba_spoof import load_box, read_celeba_spoof
+from facepad.data.split import choose_subjects, split_by_subject
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return write_tree(tmp_path / "CelebA_Spoof")
+
+
+def by_name(result):
+    return {s.path.rsplit("/", 1)[1]: s for s in result.samples}
+
+
+def test_reads_every_defect_with_hand_counted_expectations(tree):
+    result = read_celeba_spoof(tree, val_fraction=0.0)
+    samples = by_name(result)
+    # 12 entries: 000006 image missing, 000007 a 43-int vector -> 10 samples
+    assert sorted(samples) == [f"0000{i:02d}.{ext}" for i, ext in [
+        (1, "jpg"), (2, "png"), (3, "jpg"), (4, "jpg"), (5, "jpg"), (8, "jpg"), (9, "jpg"),
+        (10, "jpg"), (11, "png"), (12, "jpg")]]  # fmt: skip
+    reasons = {s.path.rsplit("/", 1)[1]: s.reason for s in result.skipped}
+    assert reasons["000006.jpg"] == "image file missing"
+    assert "44 ints" in reasons["000007.jpg"] and "43 values" in reasons["000007.jpg"]
+    c = result.counts
+    assert (c["entries"], c["entries_train"], c["entries_test"]) == (12, 9, 3)
+    assert (c["missing_image"], c["bad_vector"], c["missing_box_file"]) == (1, 1, 1)
+    assert c["label_folder_disagree"] == 1
+    assert (c["images_jpg"], c["images_png"]) == (8, 2)
+    assert c["subjects_in_train_and_test"] == 1  # subject 1001
+    assert (c["train"], c["test"], c["train_live"], c["test_live"]) == (7, 3, 2, 2)
+    assert c["train_subjects"] == 5 and c["test_subjects"] == 2
+
+    # the JSON label wins over the live folder
+    s3 = samples["000003.jpg"]
+    assert (s3.label, s3.attack_type, s3.subject) == ("spoof", "PC", "1002")
+    assert s3.attributes["illumination"] == "back" and s3.attributes["environment"] == "outdoor"
+    s2 = samples["000002.png"]
+    assert (s2.label, s2.attack_type, s2.split) == ("spoof", "photo", "train")
+    assert s2.attributes == {
+        "spoof_type_id": "1",
+        "illumination": "strong",
+        "environment": "indoor",
+        "box_file": str(tree / "Data/train/1001/spoof/000002_BB.txt"),
+    }
+    assert s2.path == str(tree / "Data/train/1001/spoof/000002.png") and s2.box is None
+    assert samples["000001.jpg"].attack_type == "live" and samples["000001.jpg"].is_live
+    assert samples["000008.jpg"].attack_type == "face_mask"
+    assert samples["000011.png"].attack_type == "region_mask"
+    assert samples["000011.png"].split == "test"
+
+
+def test_validation_is_carved_from_train_by_subject(tree):
+    result = read_celeba_spoof(tree, val_fraction=0.4, seed=3)
+    train = {s.subject for s in result.samples if s.split == "train"}
+    val = {s.subject for s in result.samples if s.split == "val"}
+    assert len(val) == 2 and not train & val  # round(0.4 * 5 subjects)
+    assert {s.split for s in result.samples if s.path.split("/")[-4] == "test"} == {"test"}
+    again = read_celeba_spoof(tree, val_fraction=0.4, seed=3)
+    assert [s.split for s in again.samples] == [s.split for s in result.samples]
+    other = [read_celeba_spoof(tree, val_fraction=0.4, seed=k).counts["val"] for k in range(6)]
+    assert len(set(other)) > 1  # the seed matters
+
+
+def test_check_files_false_keeps_missing_images(tree):
+    result = read_celeba_spoof(tree, val_fraction=0.0, check_files=False)
+    assert result.counts["samples"] == 11 and result.counts["missing_image"] == 0
+
+
+def test_indented_json_and_chunk_boundaries_give_the_same_result(tree, tmp_path, monkeypatch):
+    base = read_celeba_spoof(tree, val_fraction=0.2)
+    indented = read_celeba_spoof(write_tree(tmp_path / "ind", indent=2), val_fraction=0.2)
+    monkeypatch.setattr(celeba_spoof, "_CHUNK_CHARS", 37)  # entries split across chunks
+    chunked = read_celeba_spoof(tree, val_fraction=0.2)
+
+    def key(r):
+        return [(s.path.split("Data/")[1], s.label, s.attack_type, s.split) for s in r.samples]
+
+    assert key(base) == key(indented) == key(chunked)
+
+
+def test_protocol2_paths(tmp_path):
+    root = write_tree(tmp_path / "cs", protocol="protocol2/test_on_low_quality_device")
+    result = read_celeba_spoof(root, protocol="protocol2_low", val_fraction=0.0)
+    assert result.counts["samples"] == 10
+    with pytest.raises(FileNotFoundError) as err:
+        read_celeba_spoof(root, protocol="intra_test")
+    msg = str(err.value)
+    assert "intra_test" in msg and "protocol2/test_on_low_quality_device" in msg
+    assert "Protocols present" in msg
+
+
+def test_unknown_protocol_lists_known_ones(tree):
+    with pytest.raises(ValueError, match="protocol1"):
+        read_celeba_spoof(tree, protocol="protocol9")
+
+
+def test_missing_root_and_metas_errors(tmp_path, tree):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_celeba_spoof(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="pass that folder"):
+        read_celeba_spoof(tree.parent)  # the parent that holds CelebA_Spoof/
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="metas"):
+        read_celeba_spoof(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[1, 2, 3]", "starts with"),
+        ('{"Data/train/1/live/1.jpg": 5}', "unexpected text"),
+        ('{"Data/train/1/live/1.jpg": {"a": 1}}', "unexpected text"),
+        ('{"images": [{"file": "a.jpg"}]}', "no usable entry"),
+        ('{"Data/train/1/live/1.jpg": [0, 0', "unexpected text at the end"),
+        ("", "starts with"),
+        ("{}", "no usable entry"),
+    ],
+)
+def test_json_that_is_not_celeba_spoof(tree, text, fragment):
+    path = tree / "metas/intra_test/train_label.json"
+    path.write_text(text)
+    with pytest.raises(ValueError) as err:
+        read_celeba_spoof(tree)
+    assert fragment in str(err.value) and str(path) in str(err.value)
+    assert "44 ints" in str(err.value)  # says what the file should be
+
+
+def test_duplicate_entries_are_skipped(tree):
+    path = tree / "metas/intra_test/test_label.json"
+    labels = json.loads(path.read_text())
+    train = json.loads((tree / "metas/intra_test/train_label.json").read_text())
+    labels["Data/train/1001/live/000001.jpg"] = train["Data/train/1001/live/000001.jpg"]
+    path.write_text(json.dumps(labels))
+    result = read_celeba_spoof(tree, val_fraction=0.0)
+    assert result.counts["duplicate_entries"] == 1 and result.counts["samples"] == 10
+
+
+@pytest.mark.parametrize(
+    "text, size, expected",
+    [
+        ("10 20 100 120 0.99\n", (448, 224), ((20.0, 20.0, 200.0, 120.0), None)),
+        ("-10 -5 50 60 0.9", (224, 224), ((0.0, 0.0, 40.0, 55.0), None)),  # negative: clipped
+        ("200 200 100 100 1", (224, 112), ((200.0, 100.0, 24.0, 12.0), None)),  # clipped
+        ("", (224, 224), (None, "box_empty")),
+        ("\n  \n", (224, 224), (None, "box_empty")),
+        ("5 5 -20 30 0.8", (224, 224), (None, "box_zero_area")),
+        ("5 5 0 30 0.8", (224, 224), (None, "box_zero_area")),
+        ("abc def", (224, 224), (None, "box_unparsable")),
+        ("1 2 3", (224, 224), (None, "box_unparsable")),
+        ("nan 2 3 4 1", (224, 224), (None, "box_unparsable")),
+        ("300 300 10 10 1", (224, 224), (None, "box_outside_image")),
+    ],
+)
+def test_load_box(tmp_path, text, size, expected):
+    path = tmp_path / "000001_BB.txt"
+    path.write_text(text)
+    assert load_box(path, *size) == expected
+
+
+def test_load_box_missing_file(tmp_path):
+    assert load_box(tmp_path / "x_BB.txt", 10, 10) == (None, "box_file_missing")
+
+
+def test_reader_boxes_resolve_with_load_box(tree):
+    samples = by_name(read_celeba_spoof(tree, val_fraction=0.0))
+    assert load_box(samples["000004.jpg"].attributes["box_file"], 16, 12) == (None, "box_empty")
+    assert load_box(samples["000009.jpg"].attributes["box_file"], 16, 12)[1] == "box_file_missing"
+    box, problem = load_box(samples["000001.jpg"].attributes["box_file"], 224, 224)
+    assert problem is None and box == (10.0, 20.0, 100.0, 120.0)
+
+
+def test_choose_subjects_is_order_free_and_keeps_one_back():
+    subjects = [str(i) for i in range(50)]
+    assert choose_subjects(subjects, 0.1, 1) == choose_subjects(reversed(subjects), 0.1, 1)
+    assert len(choose_subjects(subjects, 0.1, 1)) == 5
+    assert choose_subjects(["a", "b"], 0.9, 0) in ({"a"}, {"b"})
+    assert choose_subjects(["a"], 0.5, 0) == set() and choose_subjects(subjects, 0.0, 0) == set()
+    with pytest.raises(ValueError):
+        choose_subjects(subjects, 1.0, 0)
+
+
+def test_split_by_subject_moves_whole_subjects(tree):
+    result = read_celeba_spoof(tree, val_fraction=0.0)
+    moved = split_by_subject(result.samples, 0.5, seed=0)
+    for s in result.samples:
+        if s.subject in moved and s.path.split("/")[-4] != "test":
+            assert s.split == "val"
+        elif s.split != "test":
+            assert s.split == "train"
