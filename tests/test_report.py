@@ -1,0 +1,129 @@
+"""Reports and plots from synthetic scores (no model, no torch)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from facepad.evaluate import plots, report
+
+
+def make_rows(n_subjects: int = 6, seed: int = 0) -> list[dict]:
+    """CelebA-Spoof-like rows: live (illumination 'live') and two attack types under 2 lights."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_subjects):
+        for k in range(12):
+            live = k < 4
+            attack = "live" if live else ("photo" if k < 8 else "PC")
+            light = "live" if live else ("normal" if k % 2 else "dark")
+            score = float(np.clip(rng.normal(0.7 if live else 0.3, 0.15), 0, 1))
+            rows.append(
+                {
+                    "idx": len(rows),
+                    "path": f"Data/test/{s}/{'live' if live else 'spoof'}/{k:06d}.jpg",
+                    "subject": str(s),
+                    "label": "live" if live else "spoof",
+                    "attack_type": attack,
+                    "attributes": {"illumination": light, "box_file": f"{s}_{k}_BB.txt"},
+                    "score": score,
+                    "decision": report.decide(score, 0.5),
+                }
+            )
+    return rows
+
+
+def test_scores_csv_round_trip(tmp_path):
+    rows = make_rows()
+    path = report.write_scores_csv(rows, tmp_path / "scores.csv")
+    header = path.read_text().splitlines()[0]
+    assert header == "idx,path,subject,label,attack_type,box_file,illumination,score,decision"
+    back = report.read_scores_csv(path)
+    assert len(back) == len(rows)
+    assert back[5]["attributes"]["illumination"] == rows[5]["attributes"]["illumination"]
+    assert back[5]["score"] == pytest.approx(rows[5]["score"], abs=1e-6)
+    assert back[5]["idx"] == 5 and back[5]["decision"] == rows[5]["decision"]
+
+
+def test_read_scores_csv_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="facepad evaluate"):
+        report.read_scores_csv(tmp_path / "nope.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("idx,path\n0,a.jpg\n")
+    with pytest.raises(ValueError, match="bad.csv: missing column"):
+        report.read_scores_csv(bad)
+
+
+def test_breakdown_keys_skip_ids_and_constants():
+    rows = make_rows()
+    assert report.breakdown_keys(rows) == ["illumination"]  # box_file is a pointer, not a condition
+
+
+def test_build_report_counts_and_breakdowns(tmp_path):
+    rows = make_rows()
+    # Force a known outcome: every photo attack accepted, every PC attack rejected, live accepted.
+    for r in rows:
+        r["score"] = {"live": 0.9, "photo": 0.6, "PC": 0.1}[r["attack_type"]]
+    rep = report.build_report(rows, 0.5, name="fake", threshold_source="val EER", n_boot=100)
+    o = rep["overall"]
+    assert (o["n_live"], o["n_attack"]) == (24, 48)
+    assert o["apcer"] == pytest.approx(0.5) and o["bpcer"] == 0.0
+    assert o["apcer_worst"] == 1.0 and o["apcer_per_type"] == {"PC": 0.0, "photo": 1.0}
+    assert rep["by_attack_type"]["photo"]["apcer"] == 1.0
+    assert rep["by_attack_type"]["PC"]["auc"] == 1.0  # PC vs live is separable
+    assert rep["by_attack_type"]["photo"]["n_live"] == 24
+    illum = rep["by_attribute"]["illumination"]
+    assert set(illum) == {"live", "normal", "dark"}
+    assert math.isnan(illum["dark"]["bpcer"])  # only attacks under 'dark': stated NaN rule
+    assert illum["live"]["bpcer"] == 0.0 and math.isnan(illum["live"]["apcer"])
+
+    json_path, md_path = report.write_report(rep, tmp_path)
+    loaded = json.loads(json_path.read_text())  # standard JSON: NaN written as null
+    assert loaded["by_attribute"]["illumination"]["dark"]["bpcer"] is None
+    md = md_path.read_text()
+    assert "| APCER (pooled) | 50.00 |" in md
+    assert "| APCER (worst type) | 100.00 |" in md
+    assert "## By attack type" in md and "## By illumination" in md
+    assert "| dark | 0 | 24 | 50.00 | - |" in md
+
+
+def test_build_report_rejects_empty():
+    with pytest.raises(ValueError, match="no scored samples"):
+        report.build_report([], 0.5)
+
+
+def _is_png(path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_write_pngs(tmp_path):
+    rows = make_rows()
+    s = np.array([r["score"] for r in rows])
+    y = np.array([r["label"] == "live" for r in rows])
+    t = [r["attack_type"] for r in rows]
+    curves = {"a": (s, y), "b": (1 - s, y)}
+    assert _is_png(plots.plot_roc(curves, tmp_path / "roc.png"))
+    assert _is_png(plots.plot_det(curves, tmp_path / "det.png"))
+    assert _is_png(plots.plot_histograms(s, y, 0.5, tmp_path / "hist.png", t))
+    table = {"binary_cnn": {"apcer": 0.1, "bpcer": 0.2, "acer": 0.15}, "depth_unet": {"apcer": 0}}
+    assert _is_png(plots.plot_table_bars(table, tmp_path / "bars.png"))
+    idx = plots.pick_depth_examples(s, y, 0.5, n=8)
+    images = [np.full((16, 16, 3), (i * 20) % 256, np.uint8) for i in idx]
+    depths = [np.eye(4) if y[i] else None for i in idx]
+    out = plots.plot_depth_grid(images, depths, s[idx], y[idx], 0.5, tmp_path / "depth.png")
+    assert _is_png(out)
+    with pytest.raises(ValueError, match="no examples"):
+        plots.plot_depth_grid([], [], [], [], 0.5, tmp_path / "x.png")
+
+
+def test_pick_depth_examples_includes_failures():
+    scores = np.array([0.9, 0.8, 0.1, 0.2, 0.3, 0.7, 0.95, 0.05])
+    is_live = np.array([True, True, True, False, False, False, False, False])
+    idx = plots.pick_depth_examples(scores, is_live, 0.5, n=4)
+    assert len(idx) == 4 and len(set(idx)) == 4
+    assert 2 in idx  # the only rejected live face
+    assert {5, 6} & set(idx)  # an accepted attack
+    assert {0, 1} & set(idx) and {3, 4, 7} & set(idx)
