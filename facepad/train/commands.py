@@ -1,7 +1,43 @@
-"""Command-line commands of facepad.train."""
+"""Command-line commands of facepad.train: `facepad train CONFIG [overrides...] [--resume]`."""
 
 from __future__ import annotations
+
+import argparse
+import sys
 
 
 def register(subparsers) -> None:
     """Add this part's commands to the `facepad` parser."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a model from a YAML recipe",
+        description=(
+            "Train a model. Same command under torchrun for DDP: "
+            "torchrun --nproc_per_node=N -m facepad train CONFIG ..."
+        ),
+    )
+    p.add_argument("config", help="YAML recipe, e.g. configs/nuaa_cpu.yaml")
+    p.add_argument(
+        "overrides", nargs="*", help="dotted overrides: train.epochs=3 model.kwargs.theta=0.7"
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from facepad.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from facepad.train.loop import train
+
+    try:
+        best = train(config, resume=args.resume)
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(best)
+    return 0
