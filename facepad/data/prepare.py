@@ -1,0 +1,441 @@
+"""`facepad prepare`: cut face crops and render pseudo depth once, into a prepared store.
+
+Per sample: decode -> face box (from the dataset, else the face detector's highest-scoring face)
+-> square crop -> for live faces, face mesh on the crop and a rendered depth map (spoofs: zeros by
+definition, the mesh is not even run) -> JPEG crop + uint8 depth into the sample's shard.
+
+Shards are fixed, deterministic chunks of the sorted samples, processed in parallel by worker
+processes (each builds its mediapipe graphs once). A shard is written under temporary names and
+renamed when complete, its `.rows.json` last, so after kill -9 a rerun redoes only unfinished
+shards and ends byte-identical to an uninterrupted run. `store.json` is written last of all.
+
+Live faces whose mesh fails follow `no_mesh_policy`:
+- `skip` (default): leave the sample out, recorded in skipped.csv (no made-up labels);
+- `detector-box-ellipse`: keep it with a smooth ellipse dome over the face box as its depth
+  target (a crude prior; counted in store.json so its share is visible).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+NO_MESH_POLICIES = ("skip", "detector-box-ellipse")
+DEFAULT_SHARD_SIZE = 512
+JPEG_QUALITY = 95  # 256x256 crop ~20 KB; 4:4:4 keeps colour detail (moire, print tint)
+SKIPPED_COLUMNS = ("path", "split", "label", "reason", "detail")
+
+# Per-process tools (detector, mesh, triangles), built on first use in each process.
+_TOOLS: dict = {}
+_PROGRESS = None  # multiprocessing queue of processed-image counts, set in worker processes
+
+
+def prepare_store(
+    read_result,
+    out_dir: str | Path,
+    *,
+    dataset_name: str,
+    crop_scale: float = 1.3,
+    crop_size: int = 256,
+    depth_size: int = 32,
+    workers: int | None = None,
+    no_mesh_policy: str = "skip",
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    jpeg_quality: int = JPEG_QUALITY,
+    min_face_confidence: float = 0.5,
+    progress: bool = True,
+) -> Path:
+    """Write (or finish) a prepared store for `read_result` in `out_dir`; returns `out_dir`.
+
+    Rerunning with the same inputs and settings resumes; different ones raise `StoreError`.
+    """
+    from facepad.data.store import StoreError, rows_path
+
+    if no_mesh_policy not in NO_MESH_POLICIES:
+        raise ValueError(f"no_mesh_policy {no_mesh_policy!r}: choose one of {NO_MESH_POLICIES}")
+    if crop_size < 8 or depth_size < 1 or shard_size < 1 or crop_scale <= 0:
+        raise ValueError("need crop_size >= 8, depth_size >= 1, shard_size >= 1, crop_scale > 0")
+    out = Path(out_dir)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    samples = sorted(read_result.samples, key=lambda s: (s.split, s.path))
+    settings = {
+        "format_version": 1,
+        "dataset": dataset_name,
+        "crop_scale": crop_scale,
+        "crop_size": crop_size,
+        "depth_size": depth_size,
+        "shard_size": shard_size,
+        "jpeg_quality": jpeg_quality,
+        "no_mesh_policy": no_mesh_policy,
+        "min_face_confidence": min_face_confidence,
+        "num_samples": len(samples),
+        "samples_sha256": _samples_digest(samples),
+    }
+    plan_file = out / "shards" / "plan.json"
+    if plan_file.is_file():
+        old = json.loads(plan_file.read_text())
+        if old != settings:
+            changed = sorted(k for k in settings if old.get(k) != settings[k])
+            raise StoreError(
+                f"{out} holds a prepare run with other inputs or settings ({', '.join(changed)}); "
+                "use a new --out folder or delete this one"
+            )
+    else:
+        _write_atomic(plan_file, _dumps(settings).encode())
+    for tmp in (out / "shards").glob("*.tmp"):
+        tmp.unlink()  # leftovers of an interrupted run; their shards are redone
+
+    chunks = [samples[k : k + shard_size] for k in range(0, len(samples), shard_size)]
+    pending = [k for k in range(len(chunks)) if not rows_path(out, k).is_file()]
+    if pending:
+        _run_shards(out, chunks, pending, settings, workers, progress)
+    summary = _assemble(out, chunks, read_result, settings)
+    _print_summary(out, summary)
+    return out
+
+
+def _samples_digest(samples) -> str:
+    h = hashlib.sha256()
+    for s in samples:
+        attrs = json.dumps(s.attributes, sort_keys=True)
+        h.update(f"{s.split}\t{s.path}\t{s.label}\t{s.attack_type}\t{s.box}\t{attrs}\n".encode())
+    return h.hexdigest()
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True) + "\n"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- running shards
+
+
+def _run_shards(out: Path, chunks, pending, settings, workers, progress) -> None:
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    total = sum(len(chunks[k]) for k in pending)
+    workers = (os.cpu_count() or 1) if workers is None else max(1, workers)
+    workers = min(workers, len(pending))
+    bar = tqdm(total=total, unit="img", desc="prepare", disable=not progress, smoothing=0.1)
+    tasks = [(out, k, chunks[k], settings) for k in pending]
+    if workers == 1:
+        global _PROGRESS
+        _PROGRESS = None
+        for task in tasks:
+            bar.update(_run_shard(task, bar.update))
+        bar.close()
+        return
+    # fork: workers start in milliseconds; each builds its own mediapipe graphs on first use.
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    queue = ctx.Queue()
+    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(queue,))
+    try:
+        result = pool.map_async(_run_shard, tasks, chunksize=1)
+        while not result.ready():
+            _drain(queue, bar, timeout=0.2)
+        result.get()  # re-raises a worker's unexpected error
+        _drain(queue, bar, timeout=0.0)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+        bar.close()
+
+
+def _drain(queue, bar, timeout: float) -> None:
+    import queue as queue_lib
+
+    try:
+        bar.update(queue.get(timeout=timeout) if timeout else queue.get_nowait())
+        while True:
+            bar.update(queue.get_nowait())
+    except queue_lib.Empty:
+        pass
+
+
+def _init_worker(queue) -> None:
+    import cv2
+
+    global _PROGRESS
+    _PROGRESS = queue
+    _TOOLS.clear()  # never reuse graphs inherited from the parent through fork
+    cv2.setNumThreads(1)  # one process per core already
+
+
+def _tools(settings) -> dict:
+    """Detector, mesh and triangles of this process, built once on first use."""
+    if _TOOLS.get("pid") != os.getpid():
+        _TOOLS.clear()
+        _TOOLS["pid"] = os.getpid()
+    if "detector" not in _TOOLS:
+        from facepad.data.faces import FaceDetector, FaceMesh, mesh_triangles
+
+        _TOOLS["detector"] = FaceDetector(min_confidence=settings["min_face_confidence"])
+        _TOOLS["mesh"] = FaceMesh(min_confidence=settings["min_face_confidence"])
+        _TOOLS["triangles"] = mesh_triangles()
+    return _TOOLS
+
+
+def _run_shard(task, report=None) -> int:
+    """Process one shard and write its files; returns images not yet reported as progress."""
+    import numpy as np
+
+    from facepad.data.store import bin_path, depth_path, rows_path
+
+    out, shard, samples, settings = task
+    size = settings["depth_size"]
+    records, blobs, maps = [], [], []
+    offset, unreported = 0, 0
+    for sample in samples:
+        result = _process_sample(sample, settings)
+        if isinstance(result, tuple):
+            jpeg, depth_u8, box_source, target = result
+            records.append(
+                {"status": "stored", "offset": offset, "length": len(jpeg), "box": box_source,
+                 "depth": target}
+            )  # fmt: skip
+            blobs.append(jpeg)
+            maps.append(depth_u8)
+            offset += len(jpeg)
+        else:
+            records.append({"status": "skipped", "reason": result[0], "detail": result[1]})
+        unreported += 1
+        if unreported >= 8:
+            if _PROGRESS is not None:
+                _PROGRESS.put(unreported)
+            elif report is not None:
+                report(unreported)
+            unreported = 0
+    depth_stack = np.stack(maps) if maps else np.zeros((0, size, size), np.uint8)  # (n, D, D)
+    _write_atomic(bin_path(out, shard), b"".join(blobs))
+    depth_tmp = depth_path(out, shard).with_name(depth_path(out, shard).name + ".tmp")
+    with open(depth_tmp, "wb") as f:
+        np.save(f, depth_stack)
+    os.replace(depth_tmp, depth_path(out, shard))
+    _write_atomic(rows_path(out, shard), _dumps(records).encode())  # the shard's "done" marker
+    if _PROGRESS is not None and unreported:
+        _PROGRESS.put(unreported)
+        return 0
+    return unreported
+
+
+def _process_sample(sample, settings):
+    """(jpeg, depth uint8 (D, D), box source, depth target kind) or (reason, detail) to skip."""
+    try:
+        return _process_sample_unsafe(sample, settings)
+    except Exception as e:  # a corrupt input in a big run is recorded, never a crash
+        return "error", f"{type(e).__name__}: {e}"
+
+
+def _process_sample_unsafe(sample, settings):
+    import numpy as np
+    import simplejpeg
+
+    from facepad.data.crop import map_points, square_crop_with_matrix
+    from facepad.data.depth import ellipse_prior, render_depth, to_uint8
+    from facepad.data.images import ImageError, load_image
+
+    try:
+        rgb = load_image(sample.path)
+    except ImageError as e:
+        return "unreadable_image", str(e)
+    height, width = rgb.shape[:2]
+    box, box_source = sample.box, "dataset"
+    if box is None and sample.attributes.get("box_file"):
+        from facepad.data.celeba_spoof import load_box
+
+        box, problem = load_box(sample.attributes["box_file"], width, height)
+        box_source = "box_file" if box is not None else f"detector ({problem})"
+    elif box is None:
+        box_source = "detector"
+    tools = _tools(settings)
+    if box is None:
+        found = tools["detector"].detect(rgb)
+        if not found:
+            return "no_face", f"{sample.path}: face detector found no face"
+        box = found[0].box
+    crop, matrix = square_crop_with_matrix(
+        rgb, box, settings["crop_scale"], settings["crop_size"]
+    )  # (S, S, 3)
+    size = settings["depth_size"]
+    target = "zeros"
+    depth = np.zeros((size, size), np.float32)  # spoof target: zeros by definition
+    if sample.label == "live":
+        landmarks = tools["mesh"].landmarks(crop)
+        if landmarks is not None:
+            depth = render_depth(landmarks, tools["triangles"], size, settings["crop_size"])
+            target = "mesh"
+        elif settings["no_mesh_policy"] == "skip":
+            return "no_mesh", f"{sample.path}: face mesh failed on the live crop"
+        else:
+            x, y, w, h = box
+            corners = map_points(matrix, [(x, y), (x + w, y + h)]) * (size / settings["crop_size"])
+            (u0, v0), (u1, v1) = corners
+            depth = ellipse_prior((u0, v0, u1 - u0, v1 - v0), size)
+            target = "ellipse"
+    jpeg = simplejpeg.encode_jpeg(
+        crop, quality=settings["jpeg_quality"], colorspace="RGB", colorsubsampling="444"
+    )
+    return jpeg, to_uint8(depth), box_source, target
+
+
+# ---------------------------------------------------------------- index and summary
+
+
+def _assemble(out: Path, chunks, read_result, settings) -> dict:
+    """Write index.csv, skipped.csv and, last, store.json from the finished shards."""
+    from facepad.data.store import INDEX_COLUMNS, rows_path
+
+    attr_names = sorted(
+        {k for c in chunks for s in c for k in s.attributes if k != "box_file"}
+    )  # box_file is a CelebA-Spoof pointer, not an attribute to break results down by
+    index_rows, skipped_rows = [], []
+    for reader_skip in read_result.skipped:
+        skipped_rows.append([reader_skip.path, "", "", "reader", reader_skip.reason])
+    stored_by = {"split_label": Counter(), "split_attack": Counter()}
+    box_sources, targets, reasons = Counter(), Counter(), Counter()
+    for shard, chunk in enumerate(chunks):
+        records = json.loads(rows_path(out, shard).read_text())
+        for sample, rec in zip(chunk, records, strict=True):
+            if rec["status"] != "stored":
+                skipped_rows.append(
+                    [sample.path, sample.split, sample.label, rec["reason"], rec["detail"]]
+                )
+                reasons[rec["reason"]] += 1
+                continue
+            row = [len(index_rows), sample.split, sample.path, sample.label, sample.attack_type]
+            row += [sample.subject, shard, rec["offset"], rec["length"]]
+            row += [sample.attributes.get(k, "") for k in attr_names]
+            index_rows.append(row)
+            stored_by["split_label"][f"{sample.split}/{sample.label}"] += 1
+            stored_by["split_attack"][f"{sample.split}/{sample.attack_type}"] += 1
+            box_sources[rec["box"]] += 1
+            targets[rec["depth"]] += 1
+    reasons["reader"] += len(read_result.skipped)
+    _write_csv(out / "index.csv", list(INDEX_COLUMNS) + attr_names, index_rows)
+    _write_csv(out / "skipped.csv", list(SKIPPED_COLUMNS), skipped_rows)
+    counts = {
+        "stored": len(index_rows),
+        "skipped": len(skipped_rows),
+        "by_split_label": dict(sorted(stored_by["split_label"].items())),
+        "by_split_attack_type": dict(sorted(stored_by["split_attack"].items())),
+        "skipped_by_reason": dict(sorted((k, v) for k, v in reasons.items() if v)),
+        "box_source": dict(sorted(box_sources.items())),
+        "depth_target": dict(sorted(targets.items())),
+        "reader": dict(sorted(read_result.counts.items())),
+    }
+    meta = {k: v for k, v in settings.items() if k != "samples_sha256"}
+    meta["attributes"] = attr_names
+    meta["counts"] = counts
+    _write_atomic(out / "store.json", _dumps(meta).encode())
+    return counts
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _print_summary(out: Path, counts: dict) -> None:
+    print(f"prepared store: {out}")
+    print(f"  stored {counts['stored']}, skipped {counts['skipped']} (see skipped.csv)")
+    for title, key in (
+        ("per split/label", "by_split_label"),
+        ("per split/attack type", "by_split_attack_type"),
+        ("skipped by reason", "skipped_by_reason"),
+        ("face box from", "box_source"),
+        ("depth target", "depth_target"),
+    ):
+        if counts[key]:
+            print(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in counts[key].items()))
+
+
+# ---------------------------------------------------------------- command line
+
+
+def register(subparsers) -> None:
+    """Add `facepad prepare`."""
+    p = subparsers.add_parser(
+        "prepare",
+        help="cut face crops and pseudo depth once into a prepared store",
+        description="Cut square face crops and render pseudo-depth targets into a store folder "
+        "(resumable: rerun the same command after an interruption).",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--celeba-spoof", metavar="ROOT", help="CelebA-Spoof folder (Data/, metas/)"
+    )
+    source.add_argument("--manifest", metavar="CSV", help="manifest CSV (path,label,...)")
+    source.add_argument("--demo", action="store_true", help="generate the demo set into OUT/source")
+    p.add_argument("--protocol", default="intra_test", help="CelebA-Spoof protocol")
+    p.add_argument(
+        "--test-subjects", nargs="+", metavar="ID", help="manifest: subjects forming the test split"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="store folder to write")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
+    p.add_argument("--crop-scale", type=float, default=1.3)
+    p.add_argument("--crop-size", type=int, default=256)
+    p.add_argument("--depth-size", type=int, default=32)
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-mesh-policy", choices=NO_MESH_POLICIES, default="skip")
+    p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_prepare)
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from facepad.data.store import StoreError
+
+    try:
+        if args.celeba_spoof or args.demo:
+            from facepad.data.celeba_spoof import read_celeba_spoof
+
+            root, name = args.celeba_spoof, "celeba_spoof"
+            if args.demo:
+                from facepad.data.demo import make_demo_dataset
+
+                root = make_demo_dataset(Path(args.out) / "source", seed=args.seed)
+                name = "demo"
+            read = read_celeba_spoof(root, args.protocol, args.val_fraction, args.seed)
+        else:
+            from facepad.data.manifest import read_manifest
+
+            read = read_manifest(
+                args.manifest, args.val_fraction, args.seed, test_subjects=args.test_subjects
+            )
+            name = Path(args.manifest).resolve().parent.name
+        prepare_store(
+            read,
+            args.out,
+            dataset_name=name,
+            crop_scale=args.crop_scale,
+            crop_size=args.crop_size,
+            depth_size=args.depth_size,
+            workers=args.workers,
+            no_mesh_policy=args.no_mesh_policy,
+            shard_size=args.shard_size,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError, StoreError) as e:
+        print(f"facepad prepare: error: {e}", file=sys.stderr)
+        return 2
+    return 0
