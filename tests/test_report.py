@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -127,3 +128,50 @@ def test_pick_depth_examples_includes_failures():
     assert 2 in idx  # the only rejected live face
     assert {5, 6} & set(idx)  # an accepted attack
     assert {0, 1} & set(idx) and {3, 4, 7} & set(idx)
+
+
+class _FakeDataset:
+    """StoreDataset-shaped items; item 3 is corrupt."""
+
+    def __init__(self, n: int = 7):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        if i == 3:
+            raise ValueError("corrupt JPEG in shard 0")
+        return {"image": torch.full((3, 8, 8), i / 10), "idx": 100 + i, "live": torch.tensor(1.0)}
+
+
+def test_score_dataset_skips_and_records_corrupt_items():
+    import torch
+
+    from facepad.evaluate.evaluate import depth_examples, score_dataset, store_rows
+
+    class Mean(torch.nn.Module):
+        def forward(self, x):  # (B, 3, H, W) -> score (B,), depth (B, 1, 2, 2)
+            return x.mean(dim=(1, 2, 3)), x[:, :1, :2, :2]
+
+    idx, scores, failed = score_dataset(Mean(), _FakeDataset(), batch_size=2)
+    assert idx.tolist() == [100, 101, 102, 104, 105, 106]
+    np.testing.assert_allclose(scores, [0.0, 0.1, 0.2, 0.4, 0.5, 0.6], atol=1e-6)
+    assert failed == [(3, "ValueError: corrupt JPEG in shard 0")]
+
+    store = SimpleNamespace(
+        index={
+            i: {"idx": i, "split": "test", "path": f"{i}.jpg", "label": "live" if i % 2 else
+                "spoof", "attack_type": "live" if i % 2 else "print", "subject": "s",
+                "shard": 0, "offset": 0, "length": 1, "session": "01"}
+            for i in idx.tolist()
+        }
+    )  # fmt: skip
+    rows = store_rows(store, idx, scores, threshold=0.3)
+    assert rows[0]["attributes"] == {"session": "01"}
+    assert [r["decision"] for r in rows] == ["spoof"] * 3 + ["live"] * 3
+    images, maps, s = depth_examples(Mean(), _FakeDataset(), [1, 2])
+    assert images[0].shape == (8, 8, 3) and maps[0].shape == (2, 2)
+    np.testing.assert_allclose(s, [0.1, 0.2], atol=1e-6)

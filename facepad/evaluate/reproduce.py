@@ -1,0 +1,307 @@
+"""`facepad reproduce`: the paper's whole experiment, from raw data to Table I and its figures.
+
+Steps: (1) get the data (demo: generate it) and prepare a store; (2) train each model with its
+recipe from configs/; (3) evaluate each on test with the threshold chosen on validation; (4) write
+Table I (Markdown + CSV), a Figure-2-like bar chart, combined ROC/DET, and per-model reports and
+figures into one results folder. Each step is skipped when its output is already there (a rerun
+resumes), unless `force`. The steps are injectable (`Steps`) so the orchestration can be tested
+without training anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facepad.evaluate import plots, report
+
+MODELS = ("binary_cnn", "depth_unet", "fusion")
+CONFIG_SETS = ("cpu", "gpu")
+# Table I columns: (key in the report's overall metrics, header). Rates in percent.
+TABLE_COLUMNS = (
+    ("apcer", "APCER"),
+    ("bpcer", "BPCER"),
+    ("acer", "ACER"),
+    ("acc", "ACC"),
+    ("auc", "AUC"),
+    ("eer", "EER"),
+    ("apcer_worst", "APCER worst type"),
+)
+PAPER_NOTE = (
+    "APCER is pooled over all attack types (as the paper reports it); 'APCER worst type' is "
+    "ISO/IEC 30107-3's maximum over attack types. EER is the test set's own; every other rate uses "
+    "the threshold chosen at the validation EER and applied unchanged to test."
+)
+
+
+@dataclass
+class Source:
+    """Where the data comes from: kind is 'demo', 'celeba' (root) or 'manifest' (CSV path)."""
+
+    kind: str
+    path: str = ""
+    protocol: str = "intra_test"
+    test_subjects: Sequence[str] | None = None
+
+    @property
+    def dataset_name(self) -> str:
+        return {"demo": "demo", "celeba": "celeba_spoof"}.get(self.kind, Path(self.path).stem)
+
+
+def config_dirs() -> list[Path]:
+    """Where recipes are looked up: the checkout's configs/, then the installed package's."""
+    here = Path(__file__).resolve()
+    return [here.parents[2] / "configs", here.parents[1] / "configs"]
+
+
+def recipe_for(model: str, source: Source, config_set: str) -> Path:
+    """The YAML recipe of one model: the most specific of, in order,
+    `<dataset>_<model>_<set>.yaml`, `<model>_<set>.yaml`, `<dataset>_<set>.yaml`,
+    where dataset is 'demo', 'celeba' or 'nuaa' (manifests)."""
+    dataset = {"demo": "demo", "celeba": "celeba"}.get(source.kind, "nuaa")
+    names = [f"{dataset}_{model}_{config_set}", f"{model}_{config_set}", f"{dataset}_{config_set}"]
+    tried = []
+    for folder in config_dirs():
+        for name in names:
+            path = folder / f"{name}.yaml"
+            if path.is_file():
+                return path
+            tried.append(str(path))
+    raise FileNotFoundError(f"no recipe for {model} ({config_set}); looked for: {', '.join(tried)}")
+
+
+# ---- default steps (the real thing) ----------------------------------------------------------
+
+
+def default_prepare(source: Source, store_dir: Path, work_dir: Path) -> Path:
+    """Read the dataset (generating the demo first) and write the prepared store."""
+    from facepad.data.prepare import prepare_store
+
+    if source.kind == "demo":
+        from facepad.data.celeba_spoof import read_celeba_spoof
+        from facepad.data.demo import make_demo_dataset
+
+        root = make_demo_dataset(work_dir / "demo_data", seed=0)
+        result = read_celeba_spoof(root)
+    elif source.kind == "celeba":
+        from facepad.data.celeba_spoof import read_celeba_spoof
+
+        result = read_celeba_spoof(source.path, protocol=source.protocol)
+    elif source.kind == "manifest":
+        from facepad.data.manifest import read_manifest
+
+        result = read_manifest(source.path, test_subjects=source.test_subjects)
+    else:
+        raise ValueError(f"unknown data source {source.kind!r}")
+    print(f"  read {len(result.samples)} samples, skipped {len(result.skipped)}")
+    return prepare_store(result, store_dir, dataset_name=source.dataset_name)
+
+
+def default_train(recipe: Path, overrides: list[str]) -> Path:
+    """Train one model (resuming a half-finished run) and return its best checkpoint."""
+    from facepad.config import load_config
+    from facepad.train.loop import run_dir_of, train
+
+    config = load_config(recipe, overrides)
+    resume = (run_dir_of(config) / "last.pt").is_file()
+    return train(config, resume=resume)
+
+
+def default_evaluate(checkpoint: Path, store_dir: Path, out_dir: Path, name: str):
+    from facepad.evaluate.evaluate import evaluate_checkpoint
+
+    return evaluate_checkpoint(checkpoint, store_dir, "test", out_dir=out_dir, name=name)
+
+
+@dataclass
+class Steps:
+    """The three steps reproduce orchestrates; replace any of them in tests."""
+
+    prepare: Callable[[Source, Path, Path], Path] = default_prepare
+    train: Callable[[Path, list[str]], Path] = default_train
+    evaluate: Callable[[Path, Path, Path, str], object] = default_evaluate
+    recipe: Callable[[str, Source, str], Path] = recipe_for
+
+
+@dataclass
+class Result:
+    """What reproduce returns: Table I rows (fractions), and the files it wrote."""
+
+    table: dict[str, dict[str, float]]
+    out_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _step(message: str) -> float:
+    print(message, flush=True)
+    return time.perf_counter()
+
+
+def _done(marker: Path, payload: dict) -> None:
+    marker.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def _nan(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def reproduce(
+    source: Source,
+    out_dir: str | Path,
+    config_set: str = "cpu",
+    models: Sequence[str] = MODELS,
+    force: bool = False,
+    store_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    steps: Steps | None = None,
+) -> Result:
+    """Run (or resume) the whole experiment into `out_dir` and return Table I."""
+    steps = steps or Steps()
+    out_dir = Path(out_dir)
+    if config_set not in CONFIG_SETS:
+        raise ValueError(f"config set {config_set!r} unknown; use one of {', '.join(CONFIG_SETS)}")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = Path(store_dir) if store_dir else out_dir / "store"
+    seconds: dict[str, float] = {}
+    n_steps = 2 + 2 * len(models)
+    k = 0
+
+    # 1. data
+    k += 1
+    recipes = {m: steps.recipe(m, source, config_set) for m in models}  # fail early if missing
+    t0 = _step(f"[{k}/{n_steps}] prepare {source.kind} {source.path} -> {store}")
+    if force and store_dir is None and store.exists():
+        shutil.rmtree(store)
+    if (store / "store.json").is_file():
+        print(f"  reusing prepared store {store} (--force to rebuild)")
+    else:
+        steps.prepare(source, store, out_dir)
+    seconds["prepare"] = time.perf_counter() - t0
+
+    # 2. train and 3. evaluate, per model
+    evaluations: dict[str, tuple[list[dict], dict]] = {}
+    (out_dir / "configs").mkdir(exist_ok=True)
+    for model in models:
+        run_root = out_dir / "runs"
+        marker = run_root / model / "reproduce_done.json"
+        k += 1
+        t0 = _step(f"[{k}/{n_steps}] train {model} with {recipes[model]}")
+        if force and (run_root / model).exists():
+            shutil.rmtree(run_root / model)
+        if marker.is_file():
+            ckpt = Path(json.loads(marker.read_text())["checkpoint"])
+            print(f"  reusing trained {ckpt} (--force to retrain)")
+        else:
+            run_overrides = [
+                f"data.store={store}",
+                f"model.name={model}",
+                f"out_dir={run_root}",
+                f"run_name={model}",
+                *overrides,
+            ]
+            ckpt = Path(steps.train(recipes[model], run_overrides))
+            (run_root / model).mkdir(parents=True, exist_ok=True)
+            _done(marker, {"checkpoint": str(ckpt), "recipe": str(recipes[model])})
+        seconds[f"train_{model}"] = time.perf_counter() - t0
+        for name in ("config.yaml",):
+            if (run_root / model / name).is_file():
+                shutil.copy(run_root / model / name, out_dir / "configs" / f"{model}.yaml")
+        shutil.copy(recipes[model], out_dir / "configs" / f"{model}.recipe.yaml")
+
+        k += 1
+        t0 = _step(f"[{k}/{n_steps}] evaluate {model} on test (threshold from validation)")
+        eval_dir = out_dir / model
+        fresh = eval_dir / "report.json"
+        if fresh.is_file() and not force and fresh.stat().st_mtime >= marker.stat().st_mtime:
+            print(f"  reusing {fresh} (--force to redo)")
+            rep = json.loads(fresh.read_text())
+            rows = report.read_scores_csv(eval_dir / "scores.csv")
+        else:
+            evaluation = steps.evaluate(ckpt, store, eval_dir, model)
+            rep, rows = evaluation.report, evaluation.rows
+        evaluations[model] = (rows, rep)
+        seconds[f"evaluate_{model}"] = time.perf_counter() - t0
+
+    # 4. Table I and figures
+    k += 1
+    _step(f"[{k}/{n_steps}] Table I and figures -> {out_dir}")
+    table = {
+        m: {key: _nan(rep["overall"][key]) for key, _ in TABLE_COLUMNS}
+        | {"threshold": float(rep["threshold"])}
+        for m, (_, rep) in evaluations.items()
+    }
+    files = write_table(table, out_dir)
+    files.update(write_comparison_figures(evaluations, out_dir))
+    (out_dir / "timings.json").write_text(json.dumps(seconds, indent=2) + "\n")
+    print()
+    print(table_markdown(table))
+    print(f"Table I: {files['table_md']} and {files['table_csv']}")
+    print(f"Figure 2: {files['figure2']}; ROC/DET: {files.get('roc')}, {files.get('det')}")
+    print(f"Per model: {out_dir}/<model>/ (report.md, roc.png, det.png, histogram.png, ")
+    print("  depth_examples.png = the paper's Figure 3)")
+    return Result(table, out_dir, files, seconds)
+
+
+def table_markdown(table: dict[str, dict[str, float]]) -> str:
+    """Table I as Markdown, rates in percent, with a note on what each APCER is."""
+    header = ["model", *[h + " (%)" for _, h in TABLE_COLUMNS]]
+    lines = [
+        "Table I: test results (percent)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for model, row in table.items():
+        lines.append("| " + " | ".join([model, *[report.pct(row[k]) for k, _ in TABLE_COLUMNS]]))
+        lines[-1] += " |"
+    return "\n".join([*lines, "", PAPER_NOTE]) + "\n"
+
+
+def write_table(table: dict[str, dict[str, float]], out_dir: Path) -> dict[str, Path]:
+    """table1.md, table1.csv (percent, 4 decimals) and figure2.png (grouped bars)."""
+    md = out_dir / "table1.md"
+    md.write_text(table_markdown(table))
+    path = out_dir / "table1.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", *[k for k, _ in TABLE_COLUMNS], "threshold"])
+        for model, row in table.items():
+            cells = ["" if math.isnan(row[k]) else f"{100 * row[k]:.4f}" for k, _ in TABLE_COLUMNS]
+            writer.writerow([model, *cells, f"{row['threshold']:.6f}"])
+    bars = plots.plot_table_bars(
+        table,
+        out_dir / "figure2.png",
+        columns=("apcer", "bpcer", "acer", "apcer_worst"),
+        title="Test error rates, threshold from validation (lower is better)",
+    )
+    return {"table_md": md, "table_csv": path, "figure2": bars}
+
+
+def write_comparison_figures(
+    evaluations: dict[str, tuple[list[dict], dict]], out_dir: Path
+) -> dict[str, Path]:
+    """ROC and DET of all models on one plot each (when both classes are in test)."""
+    curves = {}
+    for model, (rows, _) in evaluations.items():
+        scores = np.array([r["score"] for r in rows])
+        is_live = np.array([r["label"] == "live" for r in rows])
+        if is_live.any() and (~is_live).any():
+            curves[model] = (scores, is_live)
+    if not curves:
+        return {}
+    return {
+        "roc": plots.plot_roc(curves, out_dir / "roc.png", title="ROC on test"),
+        "det": plots.plot_det(curves, out_dir / "det.png", title="DET on test"),
+    }

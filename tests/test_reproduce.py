@@ -1,0 +1,142 @@
+"""`facepad reproduce` orchestration with fake steps (no data, no training)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from facepad.evaluate import report
+from facepad.evaluate.reproduce import MODELS, Source, Steps, recipe_for, reproduce, table_markdown
+
+# Per model: how far apart the fake live and attack scores are (depth better than binary).
+SEPARATION = {"binary_cnn": 0.2, "depth_unet": 0.45, "fusion": 0.5}
+
+
+class FakeSteps:
+    """Counts calls; writes what the real steps write, with synthetic scores."""
+
+    def __init__(self, tmp: Path):
+        self.calls = {"prepare": 0, "train": 0, "evaluate": 0}
+        self.train_overrides: list[list[str]] = []
+        self.recipe = tmp / "fake.yaml"
+        self.recipe.write_text("train:\n  epochs: 1\n")
+
+    def steps(self) -> Steps:
+        return Steps(self.prepare, self.train, self.evaluate, lambda m, s, c: self.recipe)
+
+    def prepare(self, source, store, work):
+        self.calls["prepare"] += 1
+        store.mkdir(parents=True)
+        (store / "store.json").write_text("{}")
+        return store
+
+    def train(self, recipe, overrides):
+        self.calls["train"] += 1
+        self.train_overrides.append(overrides)
+        values = dict(o.split("=", 1) for o in overrides)
+        run = Path(values["out_dir"]) / values["run_name"]
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.yaml").write_text(f"model:\n  name: {values['model.name']}\n")
+        (run / "best.pt").write_bytes(b"fake")
+        return run / "best.pt"
+
+    def evaluate(self, ckpt, store, out_dir, name):
+        self.calls["evaluate"] += 1
+        rng = np.random.default_rng(0)
+        rows = []
+        for i in range(120):
+            live = i % 3 == 0
+            sep = SEPARATION[name] * (1 if live else -1)
+            score = float(np.clip(0.5 + sep + rng.normal(0, 0.15), 0, 1))
+            rows.append(
+                {
+                    "idx": i,
+                    "path": f"{i}.jpg",
+                    "subject": str(i % 10),
+                    "label": "live" if live else "spoof",
+                    "attack_type": "live" if live else ("photo" if i % 2 else "PC"),
+                    "attributes": {},
+                    "score": score,
+                    "decision": report.decide(score, 0.5),
+                }
+            )
+        rep = report.build_report(rows, 0.5, name=name, n_boot=50)
+        report.write_scores_csv(rows, out_dir / "scores.csv")
+        report.write_report(rep, out_dir)
+        return SimpleNamespace(rows=rows, report=rep)
+
+
+def test_reproduce_writes_table_and_figures_then_reuses(tmp_path, capsys):
+    fake = FakeSteps(tmp_path)
+    out = tmp_path / "results" / "demo"
+    result = reproduce(Source("demo"), out, steps=fake.steps())
+    assert fake.calls == {"prepare": 1, "train": 3, "evaluate": 3}
+    assert list(result.table) == list(MODELS)
+    # The fake depth arm separates better: Table I must show it with lower ACER.
+    assert result.table["depth_unet"]["acer"] < result.table["binary_cnn"]["acer"]
+    for name in ("table1.md", "table1.csv", "figure2.png", "roc.png", "det.png", "timings.json"):
+        assert (out / name).is_file(), name
+    for model in MODELS:
+        assert (out / "configs" / f"{model}.yaml").is_file()
+        assert (out / "configs" / f"{model}.recipe.yaml").is_file()
+    overrides = dict(o.split("=", 1) for o in fake.train_overrides[0])
+    assert overrides["data.store"] == str(out / "store") and overrides["model.name"] == MODELS[0]
+    with open(out / "table1.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["model"] for r in rows] == list(MODELS)
+    assert float(rows[1]["acer"]) == pytest.approx(100 * result.table["depth_unet"]["acer"], 1e-3)
+    printed = capsys.readouterr().out
+    assert "| depth_unet |" in printed and "[8/8] Table I" in printed
+
+    # A rerun trains and evaluates nothing and gives the same table.
+    again = reproduce(Source("demo"), out, steps=fake.steps())
+    assert fake.calls == {"prepare": 1, "train": 3, "evaluate": 3}
+    for model in MODELS:
+        assert again.table[model]["acer"] == pytest.approx(result.table[model]["acer"])
+
+    # --force redoes every step.
+    reproduce(Source("demo"), out, models=["binary_cnn"], force=True, steps=fake.steps())
+    assert fake.calls == {"prepare": 2, "train": 4, "evaluate": 4}
+
+
+def test_reproduce_rejects_bad_arguments(tmp_path):
+    fake = FakeSteps(tmp_path)
+    with pytest.raises(ValueError, match="unknown model"):
+        reproduce(Source("demo"), tmp_path / "r", models=["resnet"], steps=fake.steps())
+    with pytest.raises(ValueError, match="config set"):
+        reproduce(Source("demo"), tmp_path / "r", config_set="tpu", steps=fake.steps())
+    assert fake.calls["prepare"] == 0
+
+
+def test_recipe_lookup_names_what_it_tried():
+    with pytest.raises(FileNotFoundError, match="no_such_model_cpu.yaml"):
+        recipe_for("no_such_model", Source("demo"), "cpu")
+
+
+def test_table_markdown_says_which_apcer():
+    table = {"binary_cnn": {k: 0.1 for k in ("apcer", "bpcer", "acer", "acc", "auc", "eer")}}
+    table["binary_cnn"]["apcer_worst"] = float("nan")
+    md = table_markdown(table)
+    assert "| binary_cnn | 10.00 | 10.00 | 10.00 | 10.00 | 10.00 | 10.00 | - |" in md
+    assert "pooled" in md and "worst" in md
+
+
+def test_cli_parses_reproduce_and_evaluate():
+    import argparse
+
+    from facepad.evaluate.commands import register
+
+    parser = argparse.ArgumentParser(prog="facepad")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(
+        ["reproduce", "--manifest", "m.csv", "--test-subjects", "0007", "0008", "--out", "r"]
+    )
+    assert args.manifest == "m.csv" and args.test_subjects == ["0007", "0008"]
+    args = parser.parse_args(["evaluate", "ck.pt", "--store", "s", "--threshold", "0.3"])
+    assert args.threshold == 0.3 and args.split == "test"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["reproduce", "--dataset", "demo", "--manifest", "m.csv", "--out", "r"])
