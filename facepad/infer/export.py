@@ -8,6 +8,7 @@ into metadata_props, so the onnx backend needs nothing but the .onnx file.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -101,16 +102,19 @@ def export_onnx(
     output_names = ["score", "depth"] if has_depth else ["score"]
     dynamic_axes = {name: {0: "batch"} for name in ["images", *output_names]}
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        graph,
-        (dummy,),
-        str(out),
-        input_names=["images"],
-        output_names=output_names,
-        dynamic_axes=dynamic_axes,
-        opset_version=opset,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # Input-shape checks inside the models trace as constants: fine, the input size is fixed.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            graph,
+            (dummy,),
+            str(out),
+            input_names=["images"],
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            dynamo=False,
+        )
     proto = onnx.load(str(out))
     threshold = ckpt.get("threshold")
     meta = {

@@ -1,0 +1,266 @@
+"""Predictor (torch and onnx backends), sliding-window tracking and `facepad predict`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _infer_helpers import astronaut, grace_hopper_path, save_tiny_checkpoint
+
+from facepad.infer.predictor import FacePrediction, Predictor, PredictorError
+from facepad.infer.video import FaceTracker, annotate, box_iou
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny untrained checkpoints and their ONNX exports."""
+    from facepad.infer.export import export_onnx
+
+    root = tmp_path_factory.mktemp("models")
+    out = {}
+    for name in ("binary_cnn", "depth_unet"):
+        ckpt = save_tiny_checkpoint(root / f"{name}.pt", name)
+        out[name] = ckpt
+        out[f"{name}.onnx"] = Path(export_onnx(ckpt, root / f"{name}.onnx", check=False)["out"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def depth_predictor(models) -> Predictor:
+    return Predictor.from_checkpoint(models["depth_unet"])
+
+
+def test_finds_and_scores_the_face_in_real_photos(depth_predictor):
+    faces = depth_predictor.predict(astronaut())
+    assert len(faces) == 1
+    x, y, w, h = faces[0].box
+    # The astronaut's face is near (180, 80)-(275, 180) in the 512x512 photo.
+    assert 140 < x < 230 and 40 < y < 130 and 60 < w < 150 and 60 < h < 150
+    assert 0.0 <= faces[0].score <= 1.0
+    assert faces[0].detector_score > 0.5
+    assert faces[0].is_live == (faces[0].score >= depth_predictor.threshold)
+    assert faces[0].depth.shape == (16, 16)  # 64 input / map_stride 4
+    grace = depth_predictor.predict(grace_hopper_path())
+    assert len(grace) == 1 and grace[0].box[2] > 100
+
+
+def test_every_input_type_gives_the_same_result(depth_predictor, tmp_path):
+    from PIL import Image
+
+    rgb = astronaut()
+    path = tmp_path / "a.png"
+    Image.fromarray(rgb).save(path)
+    data = path.read_bytes()
+    results = [
+        depth_predictor.predict(x)
+        for x in (rgb, path, str(path), data, Image.fromarray(rgb), io.BytesIO(data))
+    ]
+    scores = {round(r[0].score, 6) for r in results}
+    boxes = {r[0].box for r in results}
+    assert len(scores) == 1 and len(boxes) == 1
+
+
+def test_a_list_is_batched_and_matches_single_images(depth_predictor):
+    gray = np.full((240, 320, 3), 128, np.uint8)  # no face
+    batch = depth_predictor.predict([astronaut(), gray, grace_hopper_path()])
+    assert [len(b) for b in batch] == [1, 0, 1]
+    single = depth_predictor.predict(grace_hopper_path())
+    assert batch[2][0].score == pytest.approx(single[0].score, abs=1e-6)
+    np.testing.assert_allclose(batch[2][0].depth, single[0].depth, atol=1e-6)
+
+
+def test_largest_only_keeps_the_biggest_face(models):
+    import cv2
+
+    face = astronaut()[20:280, 100:360]  # (260, 260, 3) around the face
+    canvas = np.full((480, 640, 3), 120, np.uint8)
+    canvas[:320, :320] = cv2.resize(face, (320, 320))
+    canvas[100:380, 360:] = cv2.resize(face, (280, 280))  # the same face, a little smaller
+    every = Predictor.from_checkpoint(models["binary_cnn"]).predict(canvas)
+    largest = Predictor.from_checkpoint(models["binary_cnn"], largest_only=True).predict(canvas)
+    assert len(every) == 2
+    assert len(largest) == 1
+    assert largest[0].box[2] == max(f.box[2] for f in every)
+
+
+def test_threshold_comes_from_the_checkpoint(tmp_path):
+    low = save_tiny_checkpoint(tmp_path / "low.pt", "binary_cnn", threshold=0.0)
+    high = save_tiny_checkpoint(tmp_path / "high.pt", "binary_cnn", threshold=1.01)
+    assert Predictor.from_checkpoint(low).predict(astronaut())[0].decision == "live"
+    assert Predictor.from_checkpoint(high).predict(astronaut())[0].decision == "spoof"
+    assert Predictor.from_checkpoint(high).threshold == pytest.approx(1.01)
+
+
+def test_torch_and_onnx_agree(models):
+    images = [astronaut(), grace_hopper_path()]
+    for name in ("binary_cnn", "depth_unet"):
+        t = Predictor.from_checkpoint(models[name], "torch").predict(images)
+        o = Predictor.from_checkpoint(models[f"{name}.onnx"], "onnx").predict(images)
+        for tf, of in zip(t, o, strict=True):
+            assert tf[0].box == of[0].box
+            assert tf[0].score == pytest.approx(of[0].score, abs=1e-5)
+            assert tf[0].decision == of[0].decision
+            if name == "depth_unet":
+                np.testing.assert_allclose(tf[0].depth, of[0].depth, atol=1e-5)
+            else:
+                assert tf[0].depth is None and of[0].depth is None
+
+
+def test_bad_model_files_get_clear_errors(tmp_path, models):
+    with pytest.raises(PredictorError, match="not found"):
+        Predictor.from_checkpoint(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(PredictorError, match="junk.pt"):
+        Predictor.from_checkpoint(junk)
+    with pytest.raises(PredictorError, match="not a loadable ONNX"):
+        Predictor.from_checkpoint(junk, "onnx")
+    with pytest.raises(PredictorError, match="backend='onnx'"):
+        Predictor.from_checkpoint(models["depth_unet.onnx"], "torch")
+    with pytest.raises(PredictorError, match="unknown backend"):
+        Predictor.from_checkpoint(models["depth_unet"], "tensorflow")
+
+
+def test_bad_images_get_clear_errors(depth_predictor, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(ValueError, match="bad.jpg"):
+        depth_predictor.predict(bad)
+    with pytest.raises(PredictorError, match="shape"):
+        depth_predictor.predict(np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(PredictorError, match="cannot read an image"):
+        depth_predictor.predict(12345)
+
+
+def _face(score: float, box=(100, 100, 80, 80)) -> FacePrediction:
+    return FacePrediction(box, 0.9, score, score >= 0.5, 0.5)
+
+
+def test_window_removes_flicker_around_the_threshold():
+    scores = [0.56, 0.47, 0.58, 0.46, 0.57, 0.48, 0.59, 0.45]  # a live face flickering
+    per_frame = [s >= 0.5 for s in scores]
+    assert len(set(per_frame)) == 2
+    tracker = FaceTracker(0.5, window=4, rule="mean")
+    window = [tracker.update([_face(s)])[0] for s in scores]
+    assert {d.track_id for d in window} == {0}
+    assert all(d.window_live for d in window)
+    majority = FaceTracker(0.5, window=5, rule="majority")
+    votes = [majority.update([_face(s)])[0].window_live for s in scores]
+    assert votes[6] is True  # frames 2-6: 3 of 5 live
+    assert votes[7] is False  # frames 3-7: 2 of 5 live
+    assert votes[1] is False  # 1 of 2: a tie is not a majority
+
+
+def test_tracker_follows_two_faces_and_starts_new_tracks():
+    tracker = FaceTracker(0.5, window=3)
+    left, right = (10, 10, 50, 50), (300, 10, 50, 50)
+    first = tracker.update([_face(0.9, left), _face(0.1, right)])
+    # Faces come back in the other order and slightly moved: they keep their tracks.
+    second = tracker.update([_face(0.2, (305, 12, 50, 50)), _face(0.8, (12, 11, 50, 50))])
+    assert [d.track_id for d in first] == [0, 1]
+    assert [d.track_id for d in second] == [1, 0]
+    assert second[0].window_score == pytest.approx(0.15)
+    far = tracker.update([_face(0.9, (600, 300, 50, 50))])
+    assert far[0].track_id == 2
+    assert box_iou(left, left) == 1.0 and box_iou(left, right) == 0.0
+    with pytest.raises(ValueError, match="rule"):
+        FaceTracker(0.5, rule="median")
+
+
+def test_annotate_draws_without_changing_the_input():
+    rgb = np.zeros((200, 300, 3), np.uint8)
+    face = FacePrediction((50, 60, 80, 80), 0.9, 0.7, True, 0.5, np.ones((8, 8), np.float32))
+    out = annotate(rgb, [face])
+    assert rgb.sum() == 0
+    assert out.shape == rgb.shape and out[60, 90].tolist() == [0, 200, 0]  # green top edge
+    assert out[60:100, 132:172].mean() > 0  # the depth inset beside the box
+
+
+def _run_cli(*argv) -> int:
+    """`facepad predict|export ...` through this part's own parser (independent of other parts)."""
+    import argparse
+
+    from facepad.infer import commands
+
+    parser = argparse.ArgumentParser(prog="facepad")
+    commands.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([str(a) for a in argv])
+    return args.func(args)
+
+
+def test_predict_cli_on_a_folder_writes_json_csv_and_annotations(models, tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(astronaut()).save(folder / "astronaut.png")
+    (folder / "sub" / "grace.jpg").write_bytes(grace_hopper_path().read_bytes())
+    (folder / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(folder / "empty.png")
+    out = tmp_path / "out"
+    rc = _run_cli(
+        "predict", folder, tmp_path / "nope.jpg", "--checkpoint", models["depth_unet"],
+        "--json", out / "r.json", "--csv", out / "r.csv", "--annotate", out / "ann",
+    )  # fmt: skip
+    assert rc == 0
+    rows = json.loads((out / "r.json").read_text())["results"]
+    by_name = {Path(r["source"]).name: r for r in rows}
+    assert by_name["astronaut.png"]["decision"] in ("live", "spoof")
+    assert by_name["grace.jpg"]["error"] == ""
+    assert "unreadable image" in by_name["broken.jpg"]["error"]
+    assert by_name["empty.png"]["error"] == "no face found"
+    assert "not found" in by_name["nope.jpg"]["error"]
+    with (out / "r.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == len(rows) == 5
+    assert (out / "ann" / "photos" / "astronaut.jpg").is_file()
+    assert (out / "ann" / "photos" / "sub" / "grace.jpg").is_file()
+    table = capsys.readouterr().out
+    assert "astronaut.png" in table and "unreadable image" in table
+
+
+def _write_video(path: Path, frames: int = 6) -> Path:
+    import cv2
+
+    rgb = astronaut()[:480, :496]  # even size for the codec
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (496, 480))
+    for i in range(frames):
+        shifted = np.roll(rgb, 2 * i, axis=1)  # the face moves a little each frame
+        writer.write(cv2.cvtColor(shifted, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def test_predict_cli_on_a_video_tracks_one_face_with_window_decisions(models, tmp_path):
+    video = _write_video(tmp_path / "clip.mp4")
+    out = tmp_path / "out"
+    rc = _run_cli(
+        "predict", video, "--onnx", models["depth_unet.onnx"], "--window", "3",
+        "--rule", "majority", "--csv", out / "v.csv", "--annotate", out / "ann", "--quiet",
+    )  # fmt: skip
+    assert rc == 0
+    with (out / "v.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["frame"]) for r in rows] == list(range(6))
+    assert {r["track"] for r in rows} == {"0"}
+    assert all(r["window_decision"] in ("live", "spoof") for r in rows)
+    assert (out / "ann" / "clip.annotated.mp4").stat().st_size > 1000
+
+
+def test_predict_cli_refuses_a_bad_model(tmp_path, capsys):
+    rc = _run_cli("predict", tmp_path, "--checkpoint", tmp_path / "missing.pt")
+    assert rc == 2
+    assert "missing.pt" in capsys.readouterr().err
+
+
+def test_predict_on_real_webcam_frames(nuaa_dev, depth_predictor):
+    paths = (
+        sorted((nuaa_dev / "live").rglob("*.jpg"))[:3]
+        + sorted((nuaa_dev / "spoof").rglob("*.jpg"))[:3]
+    )
+    results = depth_predictor.predict(paths)
+    assert sum(len(r) >= 1 for r in results) >= 5  # the detector finds nearly every face
+    assert all(0.0 <= f.score <= 1.0 for r in results for f in r)
