@@ -262,9 +262,8 @@ def _process_sample_unsafe(sample, settings):
         box_source = "box_file" if box is not None else f"detector ({problem})"
     elif box is None:
         box_source = "detector"
-    tools = _tools(settings)
     if box is None:
-        found = tools["detector"].detect(rgb)
+        found = _tools(settings)["detector"].detect(rgb)
         if not found:
             return "no_face", f"{sample.path}: face detector found no face"
         box = found[0].box
@@ -275,6 +274,7 @@ def _process_sample_unsafe(sample, settings):
     target = "zeros"
     depth = np.zeros((size, size), np.float32)  # spoof target: zeros by definition
     if sample.label == "live":
+        tools = _tools(settings)  # built on first use: spoof-only runs with boxes need no mesh
         landmarks = tools["mesh"].landmarks(crop)
         if landmarks is not None:
             depth = render_depth(landmarks, tools["triangles"], size, settings["crop_size"])

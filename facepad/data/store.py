@@ -140,7 +140,9 @@ class PreparedStore:
 
     def read_crop_bytes(self, i: int) -> bytes:
         row = self.index[i]
-        data = _cached(self._bins, row["shard"], lambda s: np.memmap(bin_path(self.root, s), "r"))
+        data = _cached(
+            self._bins, row["shard"], lambda s: np.memmap(bin_path(self.root, s), np.uint8, "r")
+        )
         return data[row["offset"] : row["offset"] + row["length"]].tobytes()
 
     def read_crop(self, i: int) -> np.ndarray:
