@@ -1,0 +1,102 @@
+"""`facepad export`: the ScoredModel ONNX graph, its metadata, dynamic batch, match with torch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+from _infer_helpers import CROP_SCALE, INPUT_SIZE, save_tiny_checkpoint
+
+from facepad.infer.export import export_onnx
+from facepad.infer.onnx_backend import OnnxBackend
+from facepad.models import ScoredModel, model_from_checkpoint
+
+
+@pytest.mark.parametrize("name", ["binary_cnn", "depth_unet", "fusion"])
+def test_export_matches_torch_on_real_face_crops(name, tmp_path):
+    ckpt = save_tiny_checkpoint(tmp_path / f"{name}.pt", name, threshold=0.4321)
+    summary = export_onnx(ckpt, tmp_path / f"{name}.onnx")
+    assert summary["check_crops"] >= 2  # astronaut and grace_hopper faces were found
+    assert summary["max_abs_diff_score"] < 1e-5
+    has_depth = name != "binary_cnn"
+    assert summary["outputs"] == (["score", "depth"] if has_depth else ["score"])
+    if has_depth:
+        assert summary["max_abs_diff_depth"] < 1e-5
+
+
+def test_metadata_and_dynamic_batch(tmp_path):
+    import onnx
+
+    ckpt = save_tiny_checkpoint(tmp_path / "d.pt", "depth_unet", threshold=0.4321)
+    path = tmp_path / "d.onnx"
+    export_onnx(ckpt, path, opset=17, check=False)
+    proto = onnx.load(str(path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert float(meta["facepad.threshold"]) == pytest.approx(0.4321)
+    assert float(meta["facepad.crop_scale"]) == CROP_SCALE
+    assert int(meta["facepad.input_size"]) == INPUT_SIZE
+    assert meta["facepad.model_name"] == "depth_unet"
+    assert json.loads(meta["facepad.model_kwargs"])["map_stride"] == 4
+    assert proto.opset_import[0].version == 17
+
+    backend = OnnxBackend(path)
+    assert backend.threshold == pytest.approx(0.4321) and backend.input_size == INPUT_SIZE
+    model, _ = model_from_checkpoint(ckpt)
+    scored = ScoredModel(model).eval()
+    rng = np.random.default_rng(0)
+    for batch in (1, 5):
+        images = rng.random((batch, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+        score, depth = backend.run(images)
+        with torch.inference_mode():
+            t_score, t_depth = scored(torch.from_numpy(images))
+        assert score.shape == (batch,) and depth.shape == (batch, 1, 16, 16)
+        np.testing.assert_allclose(score, t_score.numpy(), atol=1e-5)
+        np.testing.assert_allclose(depth, t_depth.numpy(), atol=1e-5)
+
+
+def test_untrained_checkpoint_without_threshold_exports_and_falls_back(tmp_path):
+    from facepad.infer.predictor import DEFAULT_THRESHOLD, Predictor
+
+    ckpt = save_tiny_checkpoint(tmp_path / "b.pt", "binary_cnn", threshold=None)
+    path = tmp_path / "b.onnx"
+    export_onnx(ckpt, path, check=False)
+    assert OnnxBackend(path).threshold is None
+    assert Predictor.from_checkpoint(path, "onnx").threshold == DEFAULT_THRESHOLD
+
+
+def test_export_cli_prints_the_difference(tmp_path, capsys):
+    from facepad.infer import commands
+
+    ckpt = save_tiny_checkpoint(tmp_path / "d.pt", "depth_unet")
+    parser = argparse.ArgumentParser(prog="facepad")
+    commands.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["export", str(ckpt), "--out", str(tmp_path / "m.onnx")])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "max abs diff score" in out and "facepad.threshold = 0.5" in out
+    assert (tmp_path / "m.onnx").is_file()
+    missing = parser.parse_args(["export", str(tmp_path / "no.pt"), "--out", "x.onnx"])
+    assert missing.func(missing) == 2
+    assert "no.pt" in capsys.readouterr().err
+
+
+def test_onnx_without_metadata_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from facepad.infer.predictor import PredictorError
+
+    node = helper.make_node("ReduceMean", ["images"], ["score"], axes=[1, 2, 3], keepdims=0)
+    graph = helper.make_graph(
+        [node],
+        "plain",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, str(tmp_path / "plain.onnx"))
+    with pytest.raises(PredictorError, match="facepad export"):
+        OnnxBackend(tmp_path / "plain.onnx")
