@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -175,3 +177,77 @@ def test_score_dataset_skips_and_records_corrupt_items():
     images, maps, s = depth_examples(Mean(), _FakeDataset(), [1, 2])
     assert images[0].shape == (8, 8, 3) and maps[0].shape == (2, 2)
     np.testing.assert_allclose(s, [0.1, 0.2], atol=1e-6)
+
+
+def write_tiny_store(root: Path, n: int = 12, size: int = 64, corrupt: int | None = 5) -> Path:
+    """A prepared store per docs/ARCHITECTURE.md: n test crops (half live), one corrupt JPEG."""
+    import simplejpeg
+
+    rng = np.random.default_rng(0)
+    (root / "shards").mkdir(parents=True)
+    blobs, rows = [], []
+    offset = 0
+    for i in range(n):
+        live = i % 2 == 0
+        img = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        data = simplejpeg.encode_jpeg(img, quality=90, colorspace="RGB")
+        if i == corrupt:
+            data = b"\xff\xd8 not a jpeg"
+        blobs.append(data)
+        rows.append(
+            [i, "test", f"img{i}.jpg", "live" if live else "spoof", "live" if live else "print",
+             f"s{i % 3}", 0, offset, len(data), f"0{1 + i % 2}"]
+        )  # fmt: skip
+        offset += len(data)
+    (root / "shards" / "00000.bin").write_bytes(b"".join(blobs))
+    np.save(root / "shards" / "00000.depth.npy", np.zeros((n, 16, 16), np.uint8))
+    with open(root / "index.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["idx", "split", "path", "label", "attack_type", "subject", "shard", "offset",
+                    "length", "session"])  # fmt: skip
+        w.writerows(rows)
+    meta = {"format_version": 1, "dataset": "tiny", "crop_scale": 1.3, "crop_size": size,
+            "depth_size": 16}  # fmt: skip
+    (root / "store.json").write_text(json.dumps(meta))
+    return root
+
+
+@pytest.mark.parametrize("model", ["depth_unet", "binary_cnn"])
+def test_evaluate_checkpoint_end_to_end(tmp_path, model):
+    pytest.importorskip("torch")
+    pytest.importorskip("facepad.data.dataset")
+    from _infer_helpers import save_tiny_checkpoint
+
+    from facepad.evaluate.evaluate import evaluate_checkpoint
+
+    store = write_tiny_store(tmp_path / "store")
+    ckpt = save_tiny_checkpoint(tmp_path / "best.pt", model, threshold=0.4)
+    result = evaluate_checkpoint(ckpt, store, out_dir=tmp_path / "eval", n_boot=50)
+    assert result.threshold == 0.4
+    assert len(result.rows) == 11 and result.skipped and result.skipped[0][0] == 5
+    assert "ValueError" in result.skipped[0][1] or "JPEG" in result.skipped[0][1]
+    assert result.report["n_failed"] == 1 and result.report["overall"]["n_live"] == 6
+    for name in ("scores.csv", "report.json", "report.md", "roc.png", "det.png", "histogram.png",
+                 "depth_examples.png", "skipped.csv"):  # fmt: skip
+        assert (tmp_path / "eval" / name).is_file(), name
+    scores = report.read_scores_csv(tmp_path / "eval" / "scores.csv")
+    assert {r["decision"] for r in scores} <= {"live", "spoof"}
+    assert all((r["score"] >= 0.4) == (r["decision"] == "live") for r in scores)
+    assert "session" in result.report["by_attribute"]
+
+    given = evaluate_checkpoint(ckpt, store, threshold=2.0, out_dir=tmp_path / "e2", n_boot=10)
+    assert given.report["overall"]["bpcer"] == 1.0 and given.report["overall"]["apcer"] == 0.0
+
+
+def test_evaluate_errors_name_the_fix(tmp_path):
+    pytest.importorskip("facepad.data.dataset")
+    from _infer_helpers import save_tiny_checkpoint
+
+    from facepad.evaluate.evaluate import evaluate_checkpoint
+
+    store = write_tiny_store(tmp_path / "store")
+    ckpt = save_tiny_checkpoint(tmp_path / "best.pt", "binary_cnn", threshold=None)
+    with pytest.raises(ValueError, match="pass --threshold"):
+        evaluate_checkpoint(ckpt, store, out_dir=tmp_path / "eval")
+    with pytest.raises(ValueError, match="no 'val' split"):
+        evaluate_checkpoint(ckpt, store, split="val", threshold=0.5, out_dir=tmp_path / "eval")

@@ -89,7 +89,12 @@ def default_prepare(source: Source, store_dir: Path, work_dir: Path) -> Path:
         from facepad.data.celeba_spoof import read_celeba_spoof
         from facepad.data.demo import make_demo_dataset
 
-        root = make_demo_dataset(work_dir / "demo_data", seed=0)
+        root = work_dir / "demo_data"
+        if (root / "metas" / "intra_test" / "test_label.json").is_file():
+            print(f"  reusing demo data in {root}")
+        else:
+            print(f"  generating the demo set in {root}")
+            make_demo_dataset(root, seed=0, overwrite=True)
         result = read_celeba_spoof(root)
     elif source.kind == "celeba":
         from facepad.data.celeba_spoof import read_celeba_spoof
@@ -182,8 +187,10 @@ def reproduce(
     k += 1
     recipes = {m: steps.recipe(m, source, config_set) for m in models}  # fail early if missing
     t0 = _step(f"[{k}/{n_steps}] prepare {source.kind} {source.path} -> {store}")
-    if force and store_dir is None and store.exists():
-        shutil.rmtree(store)
+    if force and store_dir is None:
+        for folder in (store, out_dir / "demo_data"):
+            if folder.exists():
+                shutil.rmtree(folder)
     if (store / "store.json").is_file():
         print(f"  reusing prepared store {store} (--force to rebuild)")
     else:
