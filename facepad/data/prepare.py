@@ -25,11 +25,20 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 NO_MESH_POLICIES = ("skip", "detector-box-ellipse")
 DEFAULT_SHARD_SIZE = 512
 JPEG_QUALITY = 95  # 256x256 crop ~20 KB; 4:4:4 keeps colour detail (moire, print tint)
 SKIPPED_COLUMNS = ("path", "split", "label", "reason", "detail")
+
+
+class Skipped(NamedTuple):
+    """Why a sample was left out: a short reason code and a detail naming the file."""
+
+    reason: str
+    detail: str
+
 
 # Per-process tools (detector, mesh, triangles), built on first use in each process.
 _TOOLS: dict = {}
@@ -202,7 +211,9 @@ def _run_shard(task, report=None) -> int:
     offset, unreported = 0, 0
     for sample in samples:
         result = _process_sample(sample, settings)
-        if isinstance(result, tuple):
+        if isinstance(result, Skipped):
+            records.append({"status": "skipped", "reason": result.reason, "detail": result.detail})
+        else:
             jpeg, depth_u8, box_source, target = result
             records.append(
                 {"status": "stored", "offset": offset, "length": len(jpeg), "box": box_source,
@@ -211,8 +222,6 @@ def _run_shard(task, report=None) -> int:
             blobs.append(jpeg)
             maps.append(depth_u8)
             offset += len(jpeg)
-        else:
-            records.append({"status": "skipped", "reason": result[0], "detail": result[1]})
         unreported += 1
         if unreported >= 8:
             if _PROGRESS is not None:
@@ -234,11 +243,11 @@ def _run_shard(task, report=None) -> int:
 
 
 def _process_sample(sample, settings):
-    """(jpeg, depth uint8 (D, D), box source, depth target kind) or (reason, detail) to skip."""
+    """(jpeg, depth uint8 (D, D), box source, depth target kind), or `Skipped`."""
     try:
         return _process_sample_unsafe(sample, settings)
     except Exception as e:  # a corrupt input in a big run is recorded, never a crash
-        return "error", f"{type(e).__name__}: {e}"
+        return Skipped("error", f"{type(e).__name__}: {e}")
 
 
 def _process_sample_unsafe(sample, settings):
@@ -252,7 +261,7 @@ def _process_sample_unsafe(sample, settings):
     try:
         rgb = load_image(sample.path)
     except ImageError as e:
-        return "unreadable_image", str(e)
+        return Skipped("unreadable_image", str(e))
     height, width = rgb.shape[:2]
     box, box_source = sample.box, "dataset"
     if box is None and sample.attributes.get("box_file"):
@@ -265,7 +274,7 @@ def _process_sample_unsafe(sample, settings):
     if box is None:
         found = _tools(settings)["detector"].detect(rgb)
         if not found:
-            return "no_face", f"{sample.path}: face detector found no face"
+            return Skipped("no_face", f"{sample.path}: face detector found no face")
         box = found[0].box
     crop, matrix = square_crop_with_matrix(
         rgb, box, settings["crop_scale"], settings["crop_size"]
@@ -280,7 +289,7 @@ def _process_sample_unsafe(sample, settings):
             depth = render_depth(landmarks, tools["triangles"], size, settings["crop_size"])
             target = "mesh"
         elif settings["no_mesh_policy"] == "skip":
-            return "no_mesh", f"{sample.path}: face mesh failed on the live crop"
+            return Skipped("no_mesh", f"{sample.path}: face mesh failed on the live crop")
         else:
             x, y, w, h = box
             corners = map_points(matrix, [(x, y), (x + w, y + h)]) * (size / settings["crop_size"])
