@@ -61,7 +61,7 @@ def decode_upload(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise BadImage(413, f"image too large ({exc}); resize it and retry") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise BadImage(
-            415, f"the upload is not an image we can read ({exc}); send a JPEG or PNG photo"
+            415, "the upload is not an image format we can read; send a JPEG or PNG photo"
         ) from exc
     if width * height > max_pixels:
         raise BadImage(
@@ -105,7 +105,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error(422, f"invalid request: {exc.errors()}; send multipart field 'image'")
+        where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return error(422, f"invalid request ({where}); send the photo as multipart file 'image'")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
