@@ -91,7 +91,8 @@ def create_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_PIXELS,
 ) -> FastAPI:
-    """The FastAPI app around one loaded Predictor."""
+    """The FastAPI app around one loaded Predictor (warmed up, so the first request is not slow)."""
+    predictor.predict_rgb([np.zeros((64, 64, 3), np.uint8)])  # builds the face detector graph
     app = FastAPI(title="facepad", description="Face presentation attack detection")
     app.state.predictor = predictor
     page = PAGE.read_text(encoding="utf-8")
