@@ -1,0 +1,130 @@
+"""Bounded concurrent load on `facepad serve` over loopback: latency p50/p99, throughput, errors.
+
+Starts the server in its own process (an untrained CPU-sized depth U-Net exported to ONNX unless
+--model is given), then runs `--clients` httpx clients, each posting 640x480 nuaa-dev frames one
+after another for `--seconds`. Target: 0 errors. The machine is shared: repeat and quote medians.
+
+    .venv/bin/python benchmarks/serve.py [--clients 8] [--seconds 30] [--model m.onnx]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from infer import load_frames, make_models  # noqa: E402  (benchmarks/infer.py)
+
+SERVER = (
+    "import sys, argparse; from facepad.serve.commands import register, run_serve;"
+    "p = argparse.ArgumentParser(); register(p.add_subparsers());"
+    "sys.exit(run_serve(p.parse_args(sys.argv[1:])))"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited before it was ready")
+        try:
+            if httpx.get(url + "healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"server not ready after {timeout} s")
+
+
+async def load(url: str, frames: list[bytes], clients: int, seconds: float) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    faces = 0
+    stop = time.perf_counter() + seconds
+
+    async def client(k: int, http: httpx.AsyncClient) -> None:
+        nonlocal faces
+        i = k
+        while time.perf_counter() < stop:
+            data = frames[i % len(frames)]
+            i += clients
+            t0 = time.perf_counter()
+            try:
+                resp = await http.post(url + "v1/predict", files={"image": ("f.jpg", data)})
+                if resp.status_code != 200:
+                    errors[str(resp.status_code)] = errors.get(str(resp.status_code), 0) + 1
+                    continue
+                faces += len(resp.json()["faces"])
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                continue
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(k, http) for k in range(clients)))
+        wall = time.perf_counter() - t0
+    return {"latencies": latencies, "errors": errors, "faces": faces, "wall": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--model", type=Path, help="a .pt or .onnx; default: untrained depth_unet")
+    parser.add_argument("--threads", type=int, default=1, help="model threads in the server")
+    parser.add_argument("--frames", type=int, default=64)
+    args = parser.parse_args()
+
+    frames = load_frames(args.frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or make_models(Path(tmp), ["depth_unet"], 128)["depth_unet"]["onnx"]
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/"
+        cmd = [sys.executable, "-c", SERVER, "serve", str(model), "--port", str(port)]
+        cmd += ["--threads", str(args.threads)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_ready(url, proc)
+            result = asyncio.run(load(url, frames, args.clients, args.seconds))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    lat = result["latencies"]
+    n_err = sum(result["errors"].values())
+    print(
+        f"model {Path(model).name}, {args.clients} clients, {result['wall']:.1f} s, "
+        f"640x480 JPEG frames, server threads {args.threads}"
+    )
+    print(
+        f"requests ok {len(lat)}, errors {n_err} {result['errors'] or ''}, "
+        f"throughput {len(lat) / result['wall']:.1f} req/s, faces {result['faces']}"
+    )
+    if lat:
+        print(
+            f"latency ms: p50 {np.percentile(lat, 50):.1f}, p90 {np.percentile(lat, 90):.1f}, "
+            f"p99 {np.percentile(lat, 99):.1f}, max {max(lat):.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
