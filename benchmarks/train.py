@@ -1,0 +1,154 @@
+"""Training and inference throughput of every facepad model on this machine, with FLOP counts.
+
+Prints, per model, input size and variant (fp32 / channels_last / bf16 autocast): forward GFLOPs per
+image (counted with torch.utils.flop_counter), training samples/s (forward + backward + AdamW step),
+inference images/s, and the share of the CPU's fp32 peak that training reaches
+(3 x forward FLOPs x samples/s / peak). Timings are medians of --repeats runs; other processes on
+the machine slow them down, so quote them with the load in mind.
+
+    .venv/bin/python benchmarks/train.py --sizes 128 256 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+
+import torch
+
+from facepad.models.losses import PadLoss
+from facepad.models.registry import create_model
+
+PEAK_GFLOPS = 160.0  # fp32 matmul peak measured on this 2-core AVX-512 CPU (DESIGN.md)
+
+
+def forward_gflops(model: torch.nn.Module, size: int) -> float:
+    """Forward FLOPs of one image (a multiply-add counts 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.rand(1, 3, size, size))
+    model.train()
+    return counter.get_total_flops() / 1e9
+
+
+def make_batch(model_name: str, batch: int, size: int, depth: int) -> dict:
+    return {
+        "image": torch.rand(batch, 3, size, size),
+        "live": (torch.rand(batch) > 0.5).float(),
+        "depth": torch.rand(batch, 1, depth, depth),
+    }
+
+
+def cast(bf16: bool):
+    if bf16:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def time_train(model, data, steps: int, channels_last: bool, bf16: bool) -> float:
+    loss_fn = PadLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    images = data["image"]
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    model.train()
+
+    def step():
+        with cast(bf16):
+            out = model(images)
+        loss = loss_fn(out, data)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up: allocator, oneDNN primitive cache
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * len(images) / (time.perf_counter() - start)
+
+
+@torch.no_grad()
+def time_infer(model, data, steps: int, channels_last: bool, bf16: bool) -> float:
+    images = data["image"]
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    model.eval()
+    with cast(bf16):
+        model(images)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model(images)
+    return steps * len(images) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["binary_cnn", "depth_unet", "fusion"])
+    p.add_argument("--sizes", nargs="+", type=int, default=[128, 256])
+    p.add_argument("--depth-size", type=int, default=32, help="map side at every input size")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="0 = torch's default")
+    p.add_argument(
+        "--variants", nargs="+", default=["fp32", "fp32_cl", "bf16_cl"],
+        help="fp32 (NCHW), fp32_cl (channels_last), bf16_cl (bf16 autocast, channels_last)",
+    )  # fmt: skip
+    p.add_argument("--kwargs", default="{}", help="model kwargs as YAML, e.g. '{widths: [16,32]}'")
+    args = p.parse_args()
+    import yaml
+
+    extra = yaml.safe_load(args.kwargs) or {}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+        f"medians of {args.repeats} x {args.steps} steps; peak {PEAK_GFLOPS} GFLOP/s"
+    )
+    header = (
+        f"{'model':<11} {'size':>4} {'map':>4} {'variant':<8} {'GFLOP/img':>9} "
+        f"{'train/s':>8} {'infer/s':>8} {'train GFLOP/s':>13} {'% peak':>6}"
+    )
+    print(header)
+    for name in args.models:
+        for size in args.sizes:
+            kwargs = dict(extra)
+            if name != "binary_cnn":
+                kwargs.setdefault("map_stride", size // args.depth_size)
+            torch.manual_seed(0)
+            model = create_model(name, **kwargs)
+            gflops = forward_gflops(model, size)
+            data = make_batch(name, args.batch, size, args.depth_size)
+            for variant in args.variants:
+                channels_last, bf16 = variant.endswith("_cl"), variant.startswith("bf16")
+                model = model.to(
+                    memory_format=torch.channels_last if channels_last else torch.contiguous_format
+                )
+                train_rates = [
+                    time_train(model, data, args.steps, channels_last, bf16)
+                    for _ in range(args.repeats)
+                ]
+                infer_rates = [
+                    time_infer(model, data, args.steps, channels_last, bf16)
+                    for _ in range(args.repeats)
+                ]
+                train_sps = statistics.median(train_rates)
+                infer_ips = statistics.median(infer_rates)
+                achieved = 3 * gflops * train_sps
+                map_side = "-" if name == "binary_cnn" else str(args.depth_size)
+                print(
+                    f"{name:<11} {size:>4} {map_side:>4} {variant:<8} {gflops:>9.3f} "
+                    f"{train_sps:>8.1f} {infer_ips:>8.1f} {achieved:>13.1f} "
+                    f"{100 * achieved / PEAK_GFLOPS:>5.1f}%",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
