@@ -97,11 +97,12 @@ def main() -> int:
         gc.collect()
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-        reads, totals = [], []
+        reads, totals, cpus = [], [], []
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result, t_read, by_split, by_subject = read_and_index(root)
             totals.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
             reads.append(t_read - t0)
             del result, by_split, by_subject
             gc.collect()
