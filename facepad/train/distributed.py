@@ -71,6 +71,15 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     return holder[0]
 
 
+def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
+    """Sum of each value over the ranks (the epoch's loss and sample count)."""
+    if not info.distributed:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
 def cleanup(info: DistInfo) -> None:
     """Barrier first: without it a rank sometimes aborts at exit (gloo)."""
     if info.distributed and dist.is_initialized():

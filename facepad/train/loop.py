@@ -344,22 +344,23 @@ def _train(config, resume, datasets, info, tqdm) -> Path:  # noqa: C901 - the lo
             scaler.update()
             scheduler.step()
             step += 1
-            n = len(batch["live"]) * info.world_size
+            n = len(batch["live"])  # this rank's share of the global batch
             seen += n
             loss_sum += float(loss.detach()) * n
             if info.is_main:
-                rate = seen / max(1e-9, time.perf_counter() - started)
+                rate = seen * info.world_size / max(1e-9, time.perf_counter() - started)
                 lr = optimizer.param_groups[0]["lr"]
                 bar.set_postfix(
                     loss=f"{float(loss.detach()):.4f}", lr=f"{lr:.2e}", sps=f"{rate:.1f}"
                 )
                 if writer is not None:
-                    writer.add_scalar("train/loss", float(loss), step)
+                    writer.add_scalar("train/loss", float(loss.detach()), step)
                     for name, value in losses.items():
                         if name != "loss":
                             writer.add_scalar(f"train/{name}", float(value), step)
                     writer.add_scalar("train/lr", lr, step)
         train_seconds = time.perf_counter() - started
+        loss_sum, seen = fdist.all_reduce_sum([loss_sum, seen], info)  # over all ranks
 
         stop = False
         if info.is_main:

@@ -1,0 +1,212 @@
+"""Models, registry, losses and checkpoint loading (CPU, tiny inputs)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facepad.models import create_model, list_models, model_from_checkpoint, score_outputs
+from facepad.models.layers import CDConv2d
+from facepad.models.losses import ContrastiveDepthLoss, PadLoss
+from facepad.models.registry import CHECKPOINT_FORMAT_VERSION
+
+SMALL = {
+    "binary_cnn": {"widths": [8, 16]},
+    "depth_unet": {"widths": [8, 16, 16], "map_stride": 4},
+    "fusion": {"widths": [8, 16, 16], "map_stride": 4},
+}
+CASES = [
+    ("binary_cnn", {}),
+    ("depth_unet", {}),
+    ("depth_unet", {"theta": 0.7}),
+    ("fusion", {}),
+    ("fusion", {"theta": 0.7, "binary_weight": 0.3}),
+]
+
+
+def small(name: str, **extra) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, **{**SMALL[name], **extra})
+
+
+def test_registry_lists_the_three_models():
+    assert list_models() == ["binary_cnn", "depth_unet", "fusion"]
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown model 'resnet'.*binary_cnn, depth_unet, fusion"):
+        create_model("resnet")
+
+
+def test_bad_kwarg_is_a_clear_error():
+    with pytest.raises(ValueError, match="bad arguments for model 'binary_cnn'"):
+        create_model("binary_cnn", theta=0.7)
+
+
+@pytest.mark.parametrize("name,extra", CASES)
+def test_output_shapes_scores_and_gradients(name, extra):
+    model = small(name, **extra)
+    images = torch.rand(3, 3, 32, 32)
+    out = model(images)
+    if name in ("binary_cnn", "fusion"):
+        assert out["logit"].shape == (3,)
+    if name in ("depth_unet", "fusion"):
+        assert out["depth"].shape == (3, 1, 8, 8)  # 32 / map_stride 4
+        depth = out["depth"].detach()
+        assert float(depth.min()) >= 0.0 and float(depth.max()) <= 1.0
+    assert set(out) == {"binary_cnn": {"logit"}, "depth_unet": {"depth"}}.get(
+        name, {"logit", "depth"}
+    )
+    for value in out.values():
+        assert torch.isfinite(value).all()
+    score = score_outputs(model, out)
+    assert score.shape == (3,) and ((score >= 0) & (score <= 1)).all()
+
+    batch = {"live": torch.tensor([1.0, 0.0, 1.0]), "depth": torch.rand(3, 1, 8, 8)}
+    PadLoss(contrastive_weight=0.5)(out, batch)["loss"].backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, f"no gradient reaches {pname}"
+        assert torch.isfinite(p.grad).all(), pname
+    assert any(float(p.grad.abs().sum()) > 0 for p in model.parameters())
+
+
+def test_default_depth_map_is_32_for_256_input():
+    model = create_model("depth_unet").eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 256, 256))["depth"].shape == (1, 1, 32, 32)
+
+
+def test_map_size_follows_map_stride():
+    model = small("depth_unet", map_stride=2).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 32, 32))["depth"].shape == (1, 1, 16, 16)
+    with pytest.raises(ValueError, match="needs at least 3 encoder stages"):
+        create_model("depth_unet", widths=[8, 16], map_stride=8)
+
+
+def test_input_not_a_multiple_of_the_stages_says_so():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        small("depth_unet")(torch.rand(1, 3, 36, 36))
+
+
+def test_input_must_be_rgb():
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        small("binary_cnn")(torch.rand(1, 1, 32, 32))
+
+
+def test_normalisation_lives_in_the_state_dict():
+    keys = small("binary_cnn").state_dict().keys()
+    assert "normalize.mean" in keys and "normalize.std" in keys
+
+
+def test_fusion_score_uses_binary_weight():
+    model = small("fusion", binary_weight=0.25).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 32, 32))
+    expected = 0.25 * torch.sigmoid(out["logit"]) + 0.75 * out["depth"].mean(dim=(1, 2, 3))
+    torch.testing.assert_close(score_outputs(model, out), expected)
+    with pytest.raises(ValueError, match="binary_weight"):
+        create_model("fusion", binary_weight=1.5)
+
+
+def test_cdc_matches_its_definition():
+    torch.manual_seed(0)
+    conv = CDConv2d(4, 5, 3, padding=1, bias=False, theta=0.6)
+    x = torch.rand(2, 4, 7, 7)
+    plain = F.conv2d(x, conv.weight, padding=1)
+    centre = F.conv2d(x, conv.weight.sum(dim=(2, 3), keepdim=True))
+    torch.testing.assert_close(conv(x), plain - 0.6 * centre)
+    conv.theta = 0.0
+    torch.testing.assert_close(conv(x), plain)
+    # A constant image has no local differences: with theta = 1 the interior responds with 0.
+    conv.theta = 1.0
+    assert conv(torch.ones(1, 4, 7, 7))[..., 1:-1, 1:-1].abs().max() < 1e-5
+
+
+def test_bce_and_depth_terms():
+    logit = torch.tensor([2.0, -1.0])
+    live = torch.tensor([1.0, 0.0])
+    pred = torch.rand(2, 1, 4, 4)
+    target = torch.rand(2, 1, 4, 4)
+    terms = PadLoss(binary_weight=2.0, depth_weight=3.0)(
+        {"logit": logit, "depth": pred}, {"live": live, "depth": target}
+    )
+    bce = F.binary_cross_entropy_with_logits(logit, live)
+    torch.testing.assert_close(terms["bce"], bce)
+    torch.testing.assert_close(terms["depth_mse"], F.mse_loss(pred, target))
+    torch.testing.assert_close(terms["loss"], 2.0 * bce + 3.0 * F.mse_loss(pred, target))
+
+
+def test_contrastive_depth_loss_ignores_a_constant_offset_but_not_shape():
+    target = torch.rand(2, 1, 6, 6)
+    loss = ContrastiveDepthLoss()
+    # Interior differences are offset-free; the zero padding makes the border differ slightly.
+    assert loss(target + 0.2, target) < F.mse_loss(target + 0.2, target) / 4
+    assert loss(target, target) == 0
+    assert loss(torch.zeros_like(target), target) > 0
+
+
+def test_depth_shape_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match="data.depth_size"):
+        PadLoss()({"depth": torch.rand(1, 1, 8, 8)}, {"depth": torch.rand(1, 1, 16, 16)})
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+def make_ckpt(model: torch.nn.Module, name: str) -> dict:
+    return {
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "model": {"name": name, "kwargs": dict(model.kwargs)},
+        "state_dict": model.state_dict(),
+        "threshold": 0.5,
+    }
+
+
+@pytest.mark.parametrize("name", ["binary_cnn", "depth_unet", "fusion"])
+def test_checkpoint_round_trip(tmp_path, name):
+    model = small(name, **({} if name == "binary_cnn" else {"theta": 0.5})).eval()
+    path = tmp_path / "m.pt"
+    torch.save(make_ckpt(model, name), path)
+    loaded, ckpt = model_from_checkpoint(path)
+    assert not loaded.training and ckpt["threshold"] == 0.5
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        a, b = model(x), loaded(x)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+
+
+def test_checkpoint_of_another_model_says_so(tmp_path):
+    ckpt = make_ckpt(small("depth_unet"), "depth_unet")
+    with pytest.raises(ValueError, match="holds a 'depth_unet' model, not the 'fusion'"):
+        model_from_checkpoint(ckpt, expect_name="fusion")
+    ckpt["model"]["name"] = "binary_cnn"  # weights of a U-Net under a binary CNN's name
+    ckpt["model"]["kwargs"] = {"widths": [8, 16]}
+    with pytest.raises(ValueError, match="do not fit a 'binary_cnn' model"):
+        model_from_checkpoint(ckpt)
+    wrong_width = make_ckpt(small("binary_cnn"), "binary_cnn")
+    wrong_width["model"]["kwargs"]["widths"] = [8, 32]
+    with pytest.raises(ValueError, match="do not fit"):
+        model_from_checkpoint(wrong_width)
+
+
+def test_checkpoint_format_version_mismatch(tmp_path):
+    ckpt = make_ckpt(small("binary_cnn"), "binary_cnn")
+    ckpt["format_version"] = 99
+    with pytest.raises(ValueError, match="format_version 99.*reads version 1"):
+        model_from_checkpoint(ckpt)
+
+
+def test_not_a_checkpoint(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt is not a readable facepad checkpoint"):
+        model_from_checkpoint(junk)
+    plain = tmp_path / "weights.pt"
+    torch.save(small("binary_cnn").state_dict(), plain)
+    with pytest.raises(ValueError, match="weights.pt is not a facepad checkpoint"):
+        model_from_checkpoint(plain)
+    with pytest.raises(FileNotFoundError, match="missing.pt not found"):
+        model_from_checkpoint(tmp_path / "missing.pt")
