@@ -149,6 +149,25 @@ def test_onnx_model_serves_the_same_scores(model_files, client):
     assert o["box"] == t["box"] and o["score"] == pytest.approx(t["score"], abs=1e-5)
 
 
+def test_a_model_failure_is_a_500_json_and_the_next_request_works(model_files):
+    predictor = Predictor.from_checkpoint(model_files["onnx"], "onnx")
+    real_run = predictor.backend.run
+    calls = {"n": 0}
+
+    def flaky(images):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("simulated backend failure")
+        return real_run(images)
+
+    predictor.backend.run = flaky
+    with TestClient(create_app(predictor)) as c:
+        data = grace_hopper_path().read_bytes()
+        resp = c.post("/v1/predict", files={"image": ("a.jpg", data)})
+        assert resp.status_code == 500 and "simulated backend failure" in resp.json()["error"]
+        assert_good(c, data)
+
+
 def test_serve_command_refuses_a_bad_model(tmp_path, capsys):
     import argparse
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from facepad.infer.predictor import FacePrediction, Predictor
 MAX_UPLOAD_BYTES = 15 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 7,000 x 5,700 photo; bigger images are refused before decoding
 PAGE = Path(__file__).with_name("page.html")
+logger = logging.getLogger("facepad.serve")
 
 
 class BadImage(Exception):
@@ -137,8 +139,12 @@ def create_app(
             return error(413, f"upload over {max_upload_bytes:,} bytes; send a smaller photo")
         start = time.perf_counter()
         rgb = await run_in_threadpool(decode_upload, data, max_pixels)
-        faces = await run_in_threadpool(predictor.predict_rgb, [rgb])
-        faces_out = await run_in_threadpool(lambda: [face_json(f) for f in faces[0]])
+        try:
+            faces = await run_in_threadpool(predictor.predict_rgb, [rgb])
+            faces_out = await run_in_threadpool(lambda: [face_json(f) for f in faces[0]])
+        except Exception as exc:  # a model failure answers this request only; serving goes on
+            logger.exception("prediction failed")
+            return error(500, f"prediction failed ({type(exc).__name__}: {exc})")
         return JSONResponse(
             {
                 "width": int(rgb.shape[1]),
