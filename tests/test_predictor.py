@@ -250,6 +250,19 @@ def test_predict_cli_on_a_video_tracks_one_face_with_window_decisions(models, tm
     assert (out / "ann" / "clip.annotated.mp4").stat().st_size > 1000
 
 
+def test_predict_cli_records_an_unreadable_video_and_goes_on(models, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    rc = _run_cli(
+        "predict", broken, grace_hopper_path(), "--onnx", models["depth_unet.onnx"],
+        "--json", tmp_path / "r.json", "--quiet",
+    )  # fmt: skip
+    rows = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert rc == 0
+    assert "cannot open video file" in next(r for r in rows if "broken" in r["source"])["error"]
+    assert next(r for r in rows if "grace" in r["source"])["decision"] in ("live", "spoof")
+
+
 def test_predict_cli_refuses_a_bad_model(tmp_path, capsys):
     rc = _run_cli("predict", tmp_path, "--checkpoint", tmp_path / "missing.pt")
     assert rc == 2

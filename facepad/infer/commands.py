@@ -199,39 +199,44 @@ def _predict_stream(predictor, kind, source, folder, args, rows: list[dict]) -> 
     import cv2
     from tqdm import tqdm
 
-    from facepad.infer.video import FaceTracker, annotate, frame_count, iter_frames
+    from facepad.infer.video import FaceTracker, annotate, iter_frames, video_info
 
     name = f"webcam:{source}" if kind == "webcam" else str(source)
+    src = source if kind == "webcam" else str(source)
     tracker = FaceTracker(predictor.threshold, window=args.window, rule=args.rule)
-    total = frame_count(source if kind == "webcam" else str(source))
+    total, fps = video_info(src)
     if args.max_frames and total:
         total = min(total, args.max_frames)
     writer = None
-    frames = iter_frames(source if kind == "webcam" else str(source), args.max_frames)
-    for n, rgb in enumerate(tqdm(frames, total=total, desc=name, unit="frame", file=sys.stderr)):
-        faces = predictor.predict_rgb([rgb])[0]
-        decisions = tracker.update(faces)
-        if not faces:
-            rows.append(_empty_row(name, n, "no face found"))
-        rows += [
-            _face_row(name, n, i, f, d)
-            for i, (f, d) in enumerate(zip(faces, decisions, strict=False))
-        ]
-        if args.annotate:
-            if writer is None:
-                stem = "webcam" if kind == "webcam" else None
-                out = (
-                    args.annotate / f"{stem}{source}.annotated.mp4"
-                    if stem
-                    else _annotated_path(args.annotate, Path(source), folder, ".annotated.mp4")
-                )
-                out.parent.mkdir(parents=True, exist_ok=True)
-                writer = cv2.VideoWriter(
-                    str(out), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (rgb.shape[1], rgb.shape[0])
-                )
-            writer.write(cv2.cvtColor(annotate(rgb, faces, decisions), cv2.COLOR_RGB2BGR))
-    if writer is not None:
-        writer.release()
+    frames = tqdm(
+        iter_frames(src, args.max_frames), total=total, desc=name, unit="frame", file=sys.stderr
+    )
+    try:
+        for n, rgb in enumerate(frames):
+            faces = predictor.predict_rgb([rgb])[0]
+            decisions = tracker.update(faces)
+            if not faces:
+                rows.append(_empty_row(name, n, "no face found"))
+            rows += [
+                _face_row(name, n, i, f, d)
+                for i, (f, d) in enumerate(zip(faces, decisions, strict=True))
+            ]
+            if args.annotate:
+                if writer is None:
+                    out = (
+                        args.annotate / f"webcam{source}.annotated.mp4"
+                        if kind == "webcam"
+                        else _annotated_path(args.annotate, Path(source), folder, ".annotated.mp4")
+                    )
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    size = (rgb.shape[1], rgb.shape[0])
+                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+                writer.write(cv2.cvtColor(annotate(rgb, faces, decisions), cv2.COLOR_RGB2BGR))
+    except KeyboardInterrupt:  # Ctrl-C ends a webcam run; what was seen is still written out
+        print(f"\nstopped {name} after {len(rows)} rows", file=sys.stderr)
+    finally:
+        if writer is not None:
+            writer.release()
 
 
 def print_table(rows: list[dict], file=sys.stdout) -> None:

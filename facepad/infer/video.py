@@ -156,16 +156,17 @@ def iter_frames(source: str | int, max_frames: int | None = None) -> Iterator[np
         cap.release()
 
 
-def frame_count(source: str | int) -> int | None:
-    """Number of frames a video file reports (None for webcams or when unknown)."""
+def video_info(source: str | int) -> tuple[int | None, float]:
+    """(frame count or None for webcams/unknown, frames per second, 15 when unknown)."""
     import cv2
 
     if isinstance(source, int):
-        return None
+        return None, 15.0
     cap = cv2.VideoCapture(source)
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    fps = float(cap.get(cv2.CAP_PROP_FPS)) if cap.isOpened() else 0.0
     cap.release()
-    return n or None
+    return (n or None), (fps if 1.0 <= fps <= 240.0 else 15.0)
 
 
 def annotate(
