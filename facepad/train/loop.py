@@ -357,7 +357,7 @@ def _train(config, resume, datasets, info, tqdm) -> Path:  # noqa: C901 - the lo
                     writer.add_scalar("train/loss", float(loss.detach()), step)
                     for name, value in losses.items():
                         if name != "loss":
-                            writer.add_scalar(f"train/{name}", float(value), step)
+                            writer.add_scalar(f"train/{name}", float(value.detach()), step)
                     writer.add_scalar("train/lr", lr, step)
         train_seconds = time.perf_counter() - started
         loss_sum, seen = fdist.all_reduce_sum([loss_sum, seen], info)  # over all ranks

@@ -1,0 +1,234 @@
+"""Config loading and overrides, the training loop, checkpoints and resume (CPU, synthetic data)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from _train_helpers import SyntheticPad, small_config, synthetic_datasets
+
+from facepad.cli import main as cli_main
+from facepad.config import ConfigError, config_from_dict, config_to_dict, load_config
+from facepad.models import model_from_checkpoint, score_outputs
+from facepad.train import loop
+from facepad.train.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+CKPT_KEYS = {
+    "format_version", "model", "state_dict", "config", "epoch", "step", "optimizer", "scheduler",
+    "scaler", "rng", "best_metric", "threshold", "preprocess",
+}  # fmt: skip
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --- config ------------------------------------------------------------------------------------
+
+
+def test_dotted_overrides_are_typed():
+    c = load_config(
+        None, ["train.epochs=3", "model.name=fusion", "model.kwargs.theta=0.7", "train.lr=1"]
+    )
+    assert c.train.epochs == 3 and c.model.name == "fusion"
+    assert c.model.kwargs == {"theta": 0.7}
+    assert c.train.lr == 1.0 and isinstance(c.train.lr, float)
+    assert load_config(None, ["model.kwargs.widths=[8, 16]"]).model.kwargs["widths"] == [8, 16]
+    assert load_config(None, ["train.loss.contrastive_weight=0.5"]).train.loss.contrastive_weight
+
+
+def test_unknown_key_names_it_and_lists_valid_keys(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'train.epoch'.*epochs, lr"):
+        load_config(None, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match="'train.loss.bce'.*binary_weight, depth_weight"):
+        load_config(None, ["train.loss.bce=1"])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data:\n  input_sise: 64\n")
+    with pytest.raises(ConfigError, match=r"r\.yaml: unknown config key 'data.input_sise'"):
+        load_config(recipe)
+
+
+def test_bad_values_are_errors(tmp_path):
+    with pytest.raises(ConfigError, match="train.epochs must be a int"):
+        load_config(None, ["train.epochs=three"])
+    with pytest.raises(ConfigError, match="train.amp must be one of bf16, fp16, none"):
+        load_config(None, ["train.amp=fp8"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["train.epochs"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_recipes_load_and_round_trip(recipe):
+    c = load_config(recipe)
+    assert config_from_dict(config_to_dict(c)) == c
+    assert c.data.input_size % c.data.depth_size == 0
+
+
+def test_gpu_recipe_is_at_the_papers_scale():
+    c = load_config(REPO / "configs" / "celeba_intra_gpu.yaml")
+    assert (c.data.input_size, c.data.depth_size) == (256, 32)
+    assert c.data.batch_size >= 64 and c.train.amp == "bf16" and c.train.compile
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+def test_train_writes_a_run_and_a_loadable_checkpoint(tmp_path):
+    config = small_config(tmp_path, "fusion")
+    best = loop.train(config, datasets=synthetic_datasets())
+    run_dir = tmp_path / "fusion"
+    assert best == run_dir / "best.pt" and (run_dir / "last.pt").is_file()
+    assert yaml.safe_load((run_dir / "config.yaml").read_text()) == config_to_dict(config)
+    assert list(run_dir.glob("events.out.tfevents.*")), "no TensorBoard events"
+    rows = read_metrics(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(np.isfinite(float(r["val_loss"])) for r in rows)
+
+    ckpt = load_checkpoint(best)
+    assert set(ckpt) >= CKPT_KEYS
+    assert ckpt["model"]["name"] == "fusion" and ckpt["model"]["kwargs"]["map_stride"] == 4
+    assert ckpt["preprocess"]["input_size"] == 32 and "crop_scale" in ckpt["preprocess"]
+    assert ckpt["threshold"] == ckpt["best_metric"]["threshold"]
+    assert ckpt["step"] == ckpt["epoch"] * 4  # 32 samples / batch 8
+    model, _ = model_from_checkpoint(best)
+    batch = torch.stack([SyntheticPad(4, 32, 8, seed=5)[i]["image"] for i in range(4)])
+    with torch.no_grad():
+        score = score_outputs(model, model(batch))
+    assert ((score >= 0) & (score <= 1)).all()
+    assert not list(run_dir.glob("*.tmp")), "atomic write left a temporary file"
+
+
+def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path):
+    config = small_config(tmp_path, "binary_cnn", "train.epochs=1")
+    with pytest.raises(FileNotFoundError, match="no .*last.pt to continue"):
+        loop.train(config, resume=True, datasets=synthetic_datasets())
+    loop.train(config, datasets=synthetic_datasets())
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        loop.train(config, datasets=synthetic_datasets())
+
+
+class Killed(Exception):
+    pass
+
+
+class DiesAt(torch.utils.data.Dataset):
+    """Wraps a dataset and raises once `fetches` items have been read: a kill mid-epoch."""
+
+    def __init__(self, base, fetches: int):
+        self.base, self.left = base, fetches
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        self.left -= 1
+        if self.left < 0:
+            raise Killed
+        return self.base[i]
+
+
+def test_resume_after_a_kill_mid_epoch_matches_an_uninterrupted_run(tmp_path):
+    overrides = ["train.epochs=3", "data.augment=false"]
+    full = small_config(tmp_path / "a", "depth_unet", *overrides)
+    loop.train(full, datasets=synthetic_datasets())
+
+    killed = small_config(tmp_path / "b", "depth_unet", *overrides)
+    train_set, val_set, pre = synthetic_datasets()
+    with pytest.raises(Killed):  # dies in epoch 2, after epoch 1's checkpoint
+        loop.train(killed, datasets=(DiesAt(train_set, 32 + 12), val_set, pre))
+    assert load_checkpoint(tmp_path / "b" / "depth_unet" / "last.pt")["epoch"] == 1
+    loop.train(killed, resume=True, datasets=synthetic_datasets())
+
+    a = load_checkpoint(tmp_path / "a" / "depth_unet" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "depth_unet" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"]
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    rows_a = read_metrics(tmp_path / "a" / "depth_unet")
+    rows_b = read_metrics(tmp_path / "b" / "depth_unet")
+    assert [r["epoch"] for r in rows_b] == ["1", "2", "3"]
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        assert float(ra["train_loss"]) == pytest.approx(float(rb["train_loss"]), rel=1e-4)
+
+
+def test_early_stopping(tmp_path, monkeypatch):
+    # Validation that never improves after epoch 1: patience 2 stops after epoch 3.
+    flat = {
+        "val_loss": 0.5, "val_apcer": 0.1, "val_bpcer": 0.1, "val_acer": 0.1, "val_auc": 0.9,
+        "val_eer": 0.1, "threshold": 0.5,
+    }  # fmt: skip
+    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: dict(flat))
+    config = small_config(tmp_path, "binary_cnn", "train.epochs=6", "train.early_stop_patience=2")
+    loop.train(config, datasets=synthetic_datasets())
+    assert len(read_metrics(tmp_path / "binary_cnn")) == 3
+    assert load_checkpoint(tmp_path / "binary_cnn" / "best.pt")["epoch"] == 1
+
+
+def test_depth_size_must_match_the_model(tmp_path):
+    config = small_config(tmp_path, "depth_unet", "model.kwargs.map_stride=2")
+    with pytest.raises(ValueError, match="16x16 depth map.*depth_size is 8"):
+        loop.train(config, datasets=synthetic_datasets())
+
+
+def test_cli_reports_config_errors(tmp_path, capsys):
+    recipe = REPO / "configs" / "demo_cpu.yaml"
+    assert cli_main(["train", str(recipe), "train.epochz=1"]) == 2
+    assert "unknown config key 'train.epochz'" in capsys.readouterr().err
+    assert cli_main(["train", str(recipe), f"data.store={tmp_path / 'none'}"]) == 2
+    assert "none" in capsys.readouterr().err
+
+
+# --- real data -----------------------------------------------------------------------------------
+
+
+def centre_crops(nuaa_dev: Path, per_class: int, size: int) -> list[tuple[np.ndarray, bool]]:
+    """Plain centre crops of subject 0001 (the face is near the frame centre in nuaa-dev)."""
+    import cv2
+
+    with open(nuaa_dev / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for label in ("live", "spoof"):
+        picked = [r for r in rows if r["subject"] == "0001" and r["label"] == label][:per_class]
+        for r in picked:
+            bgr = cv2.imread(str(nuaa_dev / r["path"]))
+            h, w = bgr.shape[:2]
+            side = min(h, w) * 3 // 4
+            y0, x0 = (h - side) // 2, (w - side) // 2
+            crop = cv2.resize(bgr[y0 : y0 + side, x0 : x0 + side], (size, size))
+            out.append((crop[:, :, ::-1].copy(), label == "live"))
+    return out
+
+
+class CropSet(torch.utils.data.Dataset):
+    def __init__(self, crops, depth_size: int):
+        self.crops, self.depth_size = crops, depth_size
+
+    def __len__(self):
+        return len(self.crops)
+
+    def __getitem__(self, i):
+        rgb, live = self.crops[i]
+        return {
+            "image": torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0,
+            "live": torch.tensor(float(live)),
+            "depth": torch.zeros(1, self.depth_size, self.depth_size),
+            "idx": i,
+        }
+
+
+def test_loss_goes_down_on_real_nuaa_dev_crops(tmp_path, nuaa_dev):
+    crops = centre_crops(nuaa_dev, per_class=12, size=32)
+    data = (CropSet(crops, 8), CropSet(crops, 8), {"crop_scale": 1.0, "input_size": 32})
+    config = small_config(tmp_path, "binary_cnn", "train.epochs=6", "train.lr=0.01")
+    loop.train(config, datasets=data)
+    losses = [float(r["train_loss"]) for r in read_metrics(tmp_path / "binary_cnn")]
+    assert losses[-1] < 0.8 * losses[0], losses
