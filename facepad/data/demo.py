@@ -16,10 +16,12 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from facepad.data.records import CELEBA_SPOOF_TYPES
+
+if TYPE_CHECKING:  # numpy is imported inside functions: `facepad --help` stays fast
+    import numpy as np
 
 BOX_FRAME = 224
 SKIN_TONES = [(255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36)]
@@ -63,6 +65,7 @@ class Source:
 
 
 def _backgrounds() -> dict[str, np.ndarray]:
+    import numpy as np
     import skimage.data
 
     out = {}
@@ -77,6 +80,7 @@ def _backgrounds() -> dict[str, np.ndarray]:
 def _background(backgrounds: dict, rng: np.random.Generator, size: tuple[int, int]):
     """A random crop of a random background (or a plain wall), resized to size=(w, h)."""
     import cv2
+    import numpy as np
 
     w, h = size
     if rng.random() < 0.2:  # a plain painted wall with a soft gradient
@@ -98,6 +102,7 @@ def _background(backgrounds: dict, rng: np.random.Generator, size: tuple[int, in
 def _lfw_scene(face: np.ndarray, backgrounds: dict, rng: np.random.Generator) -> np.ndarray:
     """A 25x25 grey LFW face, upsampled, coloured with a skin tone and set on a background."""
     import cv2
+    import numpy as np
 
     size = 160
     big = cv2.resize(face.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
@@ -122,6 +127,7 @@ def load_sources(n_subjects: int, seed: int) -> tuple[list[Source], dict[str, np
     """Subjects 1001.. : astronaut, Grace Hopper, then LFW faces; boxes from the face detector."""
     import cv2
     import matplotlib
+    import numpy as np
     import skimage.data
 
     from facepad.data.faces import FaceDetector
@@ -150,6 +156,7 @@ def load_sources(n_subjects: int, seed: int) -> tuple[list[Source], dict[str, np
 def _similarity(box, target_center, target_width, angle_deg, flip, src_width):
     """3x3 matrix: flip (optional), then rotate/scale the box centre onto target_center."""
     import cv2
+    import numpy as np
 
     x, y, w, h = box
     cx, cy = x + w / 2, y + h / 2
@@ -166,6 +173,8 @@ def _similarity(box, target_center, target_width, angle_deg, flip, src_width):
 
 def _map_box(matrix: np.ndarray, box) -> np.ndarray:
     """The 4 box corners (4, 2) mapped through a 3x3 matrix."""
+    import numpy as np
+
     x, y, w, h = box
     pts = np.array([[x, y, 1], [x + w, y, 1], [x + w, y + h, 1], [x, y + h, 1]], np.float64)
     out = pts @ matrix.T
@@ -190,6 +199,7 @@ def _frame(src: Source, rng, size, face_frac):
 def _place(medium, mask, background, rng, cover):
     """Paste `medium` (with alpha `mask`) onto `background` under a slight random perspective."""
     import cv2
+    import numpy as np
 
     bh, bw = background.shape[:2]
     mh, mw = medium.shape[:2]
@@ -211,6 +221,8 @@ def _place(medium, mask, background, rng, cover):
 
 def _halftone(img: np.ndarray, rng) -> np.ndarray:
     """Multiply by a rotated dot screen: the print's halftone, weak or strong."""
+    import numpy as np
+
     h, w = img.shape[:2]
     period, angle = rng.uniform(2.5, 5.0), rng.uniform(0, np.pi / 2)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -224,6 +236,7 @@ def _halftone(img: np.ndarray, rng) -> np.ndarray:
 def _print(img: np.ndarray, rng) -> np.ndarray:
     """Paper print: faded, desaturated, yellowish, halftone dots and paper grain."""
     import cv2
+    import numpy as np
 
     f = img.astype(np.float32)
     grey = f.mean(axis=2, keepdims=True)
@@ -238,6 +251,8 @@ def _print(img: np.ndarray, rng) -> np.ndarray:
 
 def _screen(img: np.ndarray, rng) -> np.ndarray:
     """Screen replay: gamma and blue cast, RGB sub-pixel stripes and a moire wave."""
+    import numpy as np
+
     h, w = img.shape[:2]
     f = 255 * (img.astype(np.float32) / 255) ** rng.uniform(0.6, 1.0)
     f = f * np.array([rng.uniform(0.85, 1.0), rng.uniform(0.92, 1.0), 1.0], np.float32)
@@ -257,6 +272,8 @@ def _screen(img: np.ndarray, rng) -> np.ndarray:
 
 def _border(f, mask, margin_x, margin_y, colour):
     """Pad image and mask by a frame of `colour` (a photo's white border, a screen's bezel)."""
+    import numpy as np
+
     h, w = f.shape[:2]
     out = np.empty((h + 2 * margin_y, w + 2 * margin_x, 3), np.float32)
     out[:] = colour
@@ -269,6 +286,7 @@ def _border(f, mask, margin_x, margin_y, colour):
 def _spoof_medium(src: Source, spoof_type: int, rng):
     """The attack instrument: image (h, w, 3) float, alpha (h, w), matrix scene -> medium, cover."""
     import cv2
+    import numpy as np
 
     name = CELEBA_SPOOF_TYPES[spoof_type]
     portrait = name in ("photo", "A4", "phone", "face_mask", "upper_body_mask", "region_mask")
@@ -333,6 +351,7 @@ def _spoof_medium(src: Source, spoof_type: int, rng):
 def _capture(f: np.ndarray, rng, illumination: int) -> np.ndarray:
     """The camera: lighting of the given CelebA-Spoof class, blur and sensor noise (uint8 out)."""
     import cv2
+    import numpy as np
 
     h, w = f.shape[:2]
     gain = {1: rng.uniform(0.85, 1.15), 2: rng.uniform(1.2, 1.5), 3: rng.uniform(0.6, 0.85),
@@ -356,6 +375,8 @@ def _capture(f: np.ndarray, rng, illumination: int) -> np.ndarray:
 
 def _render(src: Source, spoof_type: int, illumination: int, backgrounds: dict, rng):
     """One image of `src` (spoof_type 0 = live): (rgb uint8, box (x, y, w, h), environment id)."""
+    import numpy as np
+
     size = (int(rng.integers(20, 33)) * 8, int(rng.integers(24, 37)) * 8)  # (w, h)
     if spoof_type == 0:
         img, m = _frame(src, rng, size, rng.uniform(0.3, 0.55))
@@ -403,6 +424,8 @@ def make_demo_dataset(
     images (spoof types cycled from a seeded order); `test_fraction` of the subjects go to test.
     Defaults: 40 subjects, 400 images.
     """
+    import numpy as np
+
     out = Path(out_dir)
     if not 2 <= n_subjects <= 102:
         raise ValueError(f"n_subjects must be 2-102 (the demo has 102 faces), got {n_subjects}")
