@@ -70,5 +70,5 @@ def test_two_rank_gloo_matches_one_process(tmp_path):
     assert len(one) == len(two) == 3
     # Same global batch (8 = 2 x 4); shuffles and per-rank BN batches differ, so only close.
     for a, b in zip(one, two, strict=True):
-        assert b == pytest.approx(a, rel=0.25), (one, two)
+        assert b == pytest.approx(a, rel=0.1), (one, two)
     assert two[-1] < two[0]
