@@ -210,7 +210,7 @@ def read_celeba_spoof(
             try:
                 if n_values != VECTOR_LENGTH:
                     raise ValueError(f"{n_values} values")
-                type_id, light, env, spoof = (int(v) for v in body.rsplit(",", 4)[1:])
+                type_id, light, env, spoof = map(int, body.rsplit(",", 4)[1:])
                 if type_id not in CELEBA_SPOOF_TYPES or spoof not in (0, 1):
                     raise ValueError(f"spoof type {type_id}, live/spoof {spoof}")
             except ValueError as err:
