@@ -26,7 +26,7 @@ def demo(tmp_path_factory):
 def test_same_seed_gives_byte_identical_files(demo, tmp_path):
     again = files(make_demo_dataset(tmp_path / "b", seed=5, **SMALL))
     first = files(demo)
-    assert sorted(first) == sorted(again) and len(first) == 4 * 5 * 2 + 3  # images, boxes, metas
+    assert sorted(first) == sorted(again) and len(first) == 4 * 5 * 2 + 4  # images, boxes, metas
     assert all(first[k] == again[k] for k in first)
     other = files(make_demo_dataset(tmp_path / "c", seed=6, **SMALL))
     assert sum(other.get(k) != v for k, v in first.items() if k.endswith(".jpg")) > 0
@@ -73,11 +73,29 @@ def test_live_and_spoof_images_differ_but_share_subjects(demo):
     assert all(p.std() > 10 for p in pixels)  # not blank
 
 
-def test_refuses_a_non_empty_folder_and_bad_sizes(demo, tmp_path):
+def test_reuses_a_finished_demo_and_refuses_other_folders(demo, tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in demo.rglob("*")}
+    assert make_demo_dataset(demo, seed=5, **SMALL) == demo  # same parameters: reused
+    assert {p: p.stat().st_mtime_ns for p in demo.rglob("*")} == before
     with pytest.raises(FileExistsError, match="not empty"):
-        make_demo_dataset(demo, seed=5, **SMALL)
+        make_demo_dataset(demo, seed=6, **SMALL)  # another demo: only with overwrite
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        make_demo_dataset(tmp_path / "mine", **SMALL)
     with pytest.raises(ValueError, match="n_subjects"):
         make_demo_dataset(tmp_path / "x", n_subjects=500)
+
+
+def test_rewrites_a_half_written_demo(demo, tmp_path):
+    import shutil
+
+    half = tmp_path / "half"
+    shutil.copytree(demo, half)
+    (half / "demo.json").unlink()  # as if killed before the end
+    (half / "metas/intra_test/test_label.json").unlink()
+    make_demo_dataset(half, seed=5, **SMALL)
+    assert files(half) == files(demo)
 
 
 def test_cli_registers_demo():

@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # numpy is imported inside functions: `facepad --help` stays 
     import numpy as np
 
 BOX_FRAME = 224
+MARKER = "demo.json"  # parameters of a finished demo, written last
+DEMO_ENTRIES = {"Data", "metas", "README.txt", MARKER}
 SKIN_TONES = [(255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36)]
 # backgrounds from skimage.data, with CelebA-Spoof's environment id (1 indoor, 2 outdoor)
 BACKGROUNDS = {
@@ -422,16 +424,33 @@ def make_demo_dataset(
 
     `n_subjects` (2-102) people, each with `live_per_subject` live and `spoof_per_subject` spoof
     images (spoof types cycled from a seeded order); `test_fraction` of the subjects go to test.
-    Defaults: 40 subjects, 400 images.
+    Defaults: 40 subjects, 400 images. A finished demo with the same parameters already in
+    `out_dir` is reused as is (`demo.json`, written last, records them), so reruns are cheap; a
+    half-written demo (killed run) is rewritten; any other non-empty folder needs `overwrite`.
     """
     import numpy as np
 
     out = Path(out_dir)
     if not 2 <= n_subjects <= 102:
         raise ValueError(f"n_subjects must be 2-102 (the demo has 102 faces), got {n_subjects}")
+    params = dict(
+        seed=seed,
+        n_subjects=n_subjects,
+        live_per_subject=live_per_subject,
+        spoof_per_subject=spoof_per_subject,
+        test_fraction=test_fraction,
+    )
+    marker = out / MARKER
     if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} is not empty; choose a new folder or pass overwrite")
+        if marker.is_file() and json.loads(marker.read_text()) == params and not overwrite:
+            return out
+        partial = not marker.exists() and {p.name for p in out.iterdir()} <= DEMO_ENTRIES
+        if not (overwrite or partial):
+            raise FileExistsError(
+                f"{out} is not empty and holds no demo made with these parameters; choose a new "
+                "folder or pass overwrite (--overwrite)"
+            )
+        marker.unlink(missing_ok=True)
         for sub in ("Data", "metas"):
             shutil.rmtree(out / sub, ignore_errors=True)
     sources, backgrounds = load_sources(n_subjects, seed)
@@ -488,6 +507,7 @@ def make_demo_dataset(
             spoof=n_all - n_live,
         )
     )
+    marker.write_text(json.dumps(params))
     return out
 
 
