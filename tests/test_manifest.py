@@ -71,7 +71,8 @@ def test_split_column_is_used_and_val_carved_when_absent(tmp_path):
         "a/4.jpg,live,,s4,test",
     ]
     csv = write_manifest(tmp_path, "path,label,attack_type,subject,split", rows)
-    result = read_manifest(csv, val_fraction=0.3, test_subjects=["s1"])  # ignored: split given
+    with pytest.warns(UserWarning, match="test_subjects is ignored"):
+        result = read_manifest(csv, val_fraction=0.3, test_subjects=["s1"])
     splits = Counter(s.split for s in result.samples)
     assert splits == {"train": 2, "val": 1, "test": 1}
     assert [s.attack_type for s in result.samples] == ["live", "replay", "spoof", "live"]

@@ -130,6 +130,8 @@ def read_manifest(
             stacklevel=2,
         )
 
+    if has_split and test_subjects is not None:
+        warnings.warn(f"{csv_path} has a split column: test_subjects is ignored", stacklevel=2)
     if not has_split:
         if test_subjects is not None:
             wanted = {str(s) for s in test_subjects}
