@@ -18,7 +18,7 @@ class BinaryCNN(nn.Module):
     def __init__(
         self,
         widths: tuple[int, ...] = (32, 64, 128, 256),
-        convs_per_block: int = 2,
+        convs_per_block: int = 1,
         dropout: float = 0.2,
     ):
         super().__init__()
