@@ -74,7 +74,8 @@ def _check_root(root: Path, protocol: str) -> Path:
     """The protocol's label folder, or an error that says what is wrong and how to fix it."""
     if not root.is_dir():
         raise FileNotFoundError(
-            f"CelebA-Spoof root {root} does not exist; pass the folder that holds Data/ and metas/"
+            f"CelebA-Spoof root {root} does not exist or is not a folder; pass the folder that "
+            "holds Data/ and metas/"
         )
     metas = root / "metas"
     if not metas.is_dir():
