@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -39,5 +40,6 @@ def run_train(args: argparse.Namespace) -> int:
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(best)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
+        print(best)
     return 0
