@@ -26,9 +26,16 @@ class FakeSteps:
         self.recipe.write_text("train:\n  epochs: 1\n")
 
     def steps(self) -> Steps:
-        return Steps(self.prepare, self.train, self.evaluate, lambda m, s, c: self.recipe)
+        return Steps(
+            self.prepare,
+            self.train,
+            self.evaluate,
+            recipe=lambda model, source, config_set: self.recipe,
+            settings=lambda recipes, source: {"crop_size": 64},
+        )
 
-    def prepare(self, source, store, work):
+    def prepare(self, source, store, work, settings):
+        assert settings == {"crop_size": 64}
         self.calls["prepare"] += 1
         store.mkdir(parents=True)
         (store / "store.json").write_text("{}")
@@ -113,8 +120,8 @@ def test_reproduce_rejects_bad_arguments(tmp_path):
 
 
 def test_recipe_lookup_names_what_it_tried():
-    with pytest.raises(FileNotFoundError, match="no_such_model_cpu.yaml"):
-        recipe_for("no_such_model", Source("demo"), "cpu")
+    with pytest.raises(FileNotFoundError, match="no_such_model_cpu.yaml.*celeba_cpu.yaml"):
+        recipe_for("no_such_model", Source("celeba", "/x"), "cpu")
 
 
 def test_table_markdown_says_which_apcer():
@@ -140,3 +147,16 @@ def test_cli_parses_reproduce_and_evaluate():
     assert args.threshold == 0.3 and args.split == "test"
     with pytest.raises(SystemExit):
         parser.parse_args(["reproduce", "--dataset", "demo", "--manifest", "m.csv", "--out", "r"])
+
+
+def test_recipes_and_store_settings_from_the_checkout():
+    from facepad.evaluate.reproduce import config_dirs, store_settings
+
+    if not (config_dirs()[0] / "demo_cpu.yaml").is_file():
+        pytest.skip("configs/ not in this checkout")
+    demo = recipe_for("depth_unet", Source("demo"), "cpu")
+    assert demo.name == "demo_cpu.yaml"
+    assert recipe_for("fusion", Source("manifest", "m.csv"), "cpu").name == "nuaa_cpu.yaml"
+    assert recipe_for("binary_cnn", Source("celeba", "/x"), "gpu").name == "celeba_intra_gpu.yaml"
+    settings = store_settings([demo], Source("demo"))
+    assert settings["crop_size"] >= 64 and settings["val_fraction"] == 0.1

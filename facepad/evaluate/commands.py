@@ -44,7 +44,12 @@ def register(subparsers) -> None:
     r.add_argument("--test-subjects", nargs="+", default=None, help="manifest test subjects")
     r.add_argument("--out", required=True, help="results folder, e.g. results/demo")
     r.add_argument("--store", default=None, help="prepared store to use (default: <out>/store)")
-    r.add_argument("--config-set", default="cpu", choices=["cpu", "gpu"])
+    r.add_argument(
+        "--config-set",
+        default=None,
+        choices=["cpu", "gpu"],
+        help="recipe family (default: gpu for CelebA-Spoof, cpu otherwise)",
+    )
     r.add_argument(
         "--models", default="binary_cnn,depth_unet,fusion", help="comma-separated model names"
     )

@@ -63,11 +63,16 @@ def config_dirs() -> list[Path]:
 
 
 def recipe_for(model: str, source: Source, config_set: str) -> Path:
-    """The YAML recipe of one model: the most specific of, in order,
-    `<dataset>_<model>_<set>.yaml`, `<model>_<set>.yaml`, `<dataset>_<set>.yaml`,
-    where dataset is 'demo', 'celeba' or 'nuaa' (manifests)."""
+    """The YAML recipe of one model: the first that exists of `<dataset>_<model>_<set>.yaml`,
+    `<model>_<set>.yaml`, `<dataset>_<protocol>_<set>.yaml`, `<dataset>_<set>.yaml`, where dataset
+    is 'demo', 'celeba' or 'nuaa' (manifests) and protocol the first word of CelebA-Spoof's
+    protocol ('intra' for intra_test). The model name is set by an override, so one recipe can
+    serve all models."""
     dataset = {"demo": "demo", "celeba": "celeba"}.get(source.kind, "nuaa")
-    names = [f"{dataset}_{model}_{config_set}", f"{model}_{config_set}", f"{dataset}_{config_set}"]
+    names = [f"{dataset}_{model}_{config_set}", f"{model}_{config_set}"]
+    if source.kind == "celeba":
+        names.append(f"{dataset}_{source.protocol.split('_')[0]}_{config_set}")
+    names.append(f"{dataset}_{config_set}")
     tried = []
     for folder in config_dirs():
         for name in names:
@@ -81,9 +86,24 @@ def recipe_for(model: str, source: Source, config_set: str) -> Path:
 # ---- default steps (the real thing) ----------------------------------------------------------
 
 
-def default_prepare(source: Source, store_dir: Path, work_dir: Path) -> Path:
+def store_settings(recipes: Sequence[Path], source: Source) -> dict:
+    """Prepare settings that fit the recipes: crops as large as the largest model input, their
+    depth map size, and a larger validation share for small manifest sets (few subjects)."""
+    from facepad.config import load_config
+
+    configs = [load_config(r) for r in recipes]
+    return {
+        "crop_size": max(c.data.input_size for c in configs),
+        "depth_size": max(c.data.depth_size for c in configs),
+        "val_fraction": 0.2 if source.kind == "manifest" else 0.1,
+    }
+
+
+def default_prepare(source: Source, store_dir: Path, work_dir: Path, settings: dict) -> Path:
     """Read the dataset (generating the demo first) and write the prepared store."""
     from facepad.data.prepare import prepare_store
+
+    val = settings["val_fraction"]
 
     if source.kind == "demo":
         from facepad.data.celeba_spoof import read_celeba_spoof
@@ -95,19 +115,25 @@ def default_prepare(source: Source, store_dir: Path, work_dir: Path) -> Path:
         else:
             print(f"  generating the demo set in {root}")
             make_demo_dataset(root, seed=0, overwrite=True)
-        result = read_celeba_spoof(root)
+        result = read_celeba_spoof(root, val_fraction=val)
     elif source.kind == "celeba":
         from facepad.data.celeba_spoof import read_celeba_spoof
 
-        result = read_celeba_spoof(source.path, protocol=source.protocol)
+        result = read_celeba_spoof(source.path, protocol=source.protocol, val_fraction=val)
     elif source.kind == "manifest":
         from facepad.data.manifest import read_manifest
 
-        result = read_manifest(source.path, test_subjects=source.test_subjects)
+        result = read_manifest(source.path, val_fraction=val, test_subjects=source.test_subjects)
     else:
         raise ValueError(f"unknown data source {source.kind!r}")
     print(f"  read {len(result.samples)} samples, skipped {len(result.skipped)}")
-    return prepare_store(result, store_dir, dataset_name=source.dataset_name)
+    return prepare_store(
+        result,
+        store_dir,
+        dataset_name=source.dataset_name,
+        crop_size=settings["crop_size"],
+        depth_size=settings["depth_size"],
+    )
 
 
 def default_train(recipe: Path, overrides: list[str]) -> Path:
@@ -130,10 +156,11 @@ def default_evaluate(checkpoint: Path, store_dir: Path, out_dir: Path, name: str
 class Steps:
     """The three steps reproduce orchestrates; replace any of them in tests."""
 
-    prepare: Callable[[Source, Path, Path], Path] = default_prepare
+    prepare: Callable[[Source, Path, Path, dict], Path] = default_prepare
     train: Callable[[Path, list[str]], Path] = default_train
     evaluate: Callable[[Path, Path, Path, str], object] = default_evaluate
     recipe: Callable[[str, Source, str], Path] = recipe_for
+    settings: Callable[[Sequence[Path], Source], dict] = store_settings
 
 
 @dataclass
@@ -162,16 +189,21 @@ def _nan(x) -> float:
 def reproduce(
     source: Source,
     out_dir: str | Path,
-    config_set: str = "cpu",
+    config_set: str | None = None,
     models: Sequence[str] = MODELS,
     force: bool = False,
     store_dir: str | Path | None = None,
     overrides: Sequence[str] = (),
     steps: Steps | None = None,
 ) -> Result:
-    """Run (or resume) the whole experiment into `out_dir` and return Table I."""
+    """Run (or resume) the whole experiment into `out_dir` and return Table I.
+
+    config_set defaults to 'gpu' for CelebA-Spoof (no CPU recipe runs it in useful time) and
+    'cpu' otherwise.
+    """
     steps = steps or Steps()
     out_dir = Path(out_dir)
+    config_set = config_set or ("gpu" if source.kind == "celeba" else "cpu")
     if config_set not in CONFIG_SETS:
         raise ValueError(f"config set {config_set!r} unknown; use one of {', '.join(CONFIG_SETS)}")
     unknown = [m for m in models if m not in MODELS]
@@ -194,7 +226,9 @@ def reproduce(
     if (store / "store.json").is_file():
         print(f"  reusing prepared store {store} (--force to rebuild)")
     else:
-        steps.prepare(source, store, out_dir)
+        settings = steps.settings(list(recipes.values()), source)
+        print(f"  store settings: {settings}")
+        steps.prepare(source, store, out_dir, settings)
     seconds["prepare"] = time.perf_counter() - t0
 
     # 2. train and 3. evaluate, per model
