@@ -132,6 +132,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def _run_shards(out: Path, chunks, pending, settings, workers, progress) -> None:
     import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     from tqdm import tqdm
 
@@ -147,21 +149,27 @@ def _run_shards(out: Path, chunks, pending, settings, workers, progress) -> None
             bar.update(_run_shard(task, bar.update))
         bar.close()
         return
-    # fork: workers start in milliseconds; each builds its own mediapipe graphs on first use.
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    ctx = mp.get_context(method)
+    # Not plain fork: mediapipe aborts in a child forked from a process that already ran a graph.
+    # A forkserver that has imported the heavy modules (but run nothing) forks workers quickly.
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["numpy", "cv2", "simplejpeg", "mediapipe", __name__])
     queue = ctx.Queue()
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(queue,))
+    pool = ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(queue,))
     try:
-        result = pool.map_async(_run_shard, tasks, chunksize=1)
-        while not result.ready():
-            _drain(queue, bar, timeout=0.2)
-        result.get()  # re-raises a worker's unexpected error
-        _drain(queue, bar, timeout=0.0)
-        pool.close()
+        futures = {pool.submit(_run_shard, task) for task in tasks}
+        while futures:
+            finished, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(queue, bar, timeout=0.0)
+            for future in finished:
+                future.result()  # re-raises a worker's unexpected error
+    except BrokenProcessPool:
+        raise RuntimeError(
+            f"a prepare worker process died (out of memory or a crash in a native library); "
+            f"finished shards are kept: rerun the same command to resume into {out}"
+        ) from None
     finally:
-        pool.terminate()
-        pool.join()
+        pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
 
 

@@ -1,0 +1,206 @@
+"""`facepad prepare` end to end: real faces, broken inputs, resume after kill -9, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _prepare_helpers import photo_read_result
+
+from facepad.data import faces
+from facepad.data.prepare import prepare_store
+from facepad.data.records import ReadResult
+from facepad.data.store import PreparedStore, StoreError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def skipped_rows(root: Path) -> list[dict]:
+    with open(root / "skipped.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> tuple[ReadResult, Path]:
+    folder = tmp_path_factory.mktemp("photos")
+    return photo_read_result(folder, copies=2), folder
+
+
+@pytest.fixture(scope="module")
+def reference(photos, tmp_path_factory) -> Path:
+    """An uninterrupted single-process run that other tests compare against."""
+    out = tmp_path_factory.mktemp("ref") / "store"
+    return prepare_store(photos[0], out, dataset_name="photos", crop_size=128, workers=1,
+                         shard_size=3, progress=False)  # fmt: skip
+
+
+def test_end_to_end_on_real_photos(reference, capsys):
+    store = PreparedStore(reference)
+    counts = store.meta["counts"]
+    assert counts["stored"] == 8  # 2 photos x 2 copies x (live, spoof)
+    assert counts["by_split_label"] == {"test/spoof": 2, "train/live": 4, "train/spoof": 2}
+    assert counts["depth_target"] == {"mesh": 4, "zeros": 4}
+    assert counts["box_source"] == {"detector": 8}
+    reasons = {Path(r["path"]).name: r["reason"] for r in skipped_rows(reference)}
+    assert reasons == {
+        "gone.jpg": "reader",
+        "corrupt.jpg": "unreadable_image",
+        "truncated.jpg": "unreadable_image",
+        "blank.jpg": "no_face",
+    }
+    assert counts["skipped_by_reason"] == {"no_face": 1, "reader": 1, "unreadable_image": 2}
+    for i in range(len(store)):
+        crop, depth = store.read_crop(i), store.read_depth(i)
+        assert crop.shape == (128, 128, 3) and depth.shape == (32, 32)
+        if store.index[i]["label"] == "live":
+            assert 0.2 < (depth > 0).mean() < 0.8 and depth.max() > 0.9
+            # the face sits in the middle of the crop: the nose area is face, corners are not
+            assert depth[12:17, 13:18].min() > 0.5 and depth[:3, :3].max() == 0
+        else:
+            assert not depth.any()
+    assert store.index[0]["session"] in {"0", "1"}  # dataset attributes become columns
+    assert "box_file" not in store.index[0]
+
+
+def test_two_workers_byte_identical(photos, reference, tmp_path, capsys):
+    out = prepare_store(photos[0], tmp_path / "store", dataset_name="photos", crop_size=128,
+                        workers=2, shard_size=3, progress=False)  # fmt: skip
+    assert files_of(out) == files_of(reference)
+    assert "stored 8, skipped 4" in capsys.readouterr().out
+
+
+def test_resume_after_partial_shards(photos, reference, tmp_path):
+    out = tmp_path / "store"
+    prepare_store(photos[0], out, dataset_name="photos", crop_size=128, workers=1, shard_size=3,
+                  progress=False)  # fmt: skip
+    # Simulate a crash: shard 1 half written, shard 2 never finished, summary files not written.
+    (out / "shards" / "00001.rows.json").unlink()
+    (out / "shards" / "00001.bin").write_bytes(b"half a shard")
+    (out / "shards" / "00002.bin.tmp").write_bytes(b"partial")
+    for name in ("00002.bin", "00002.depth.npy", "00002.rows.json"):
+        (out / "shards" / name).unlink()
+    (out / "store.json").unlink()
+    (out / "index.csv").unlink()
+    with pytest.raises(StoreError, match="no store.json"):
+        PreparedStore(out)
+    prepare_store(photos[0], out, dataset_name="photos", crop_size=128, workers=1, shard_size=3,
+                  progress=False)  # fmt: skip
+    assert files_of(out) == files_of(reference)
+
+
+def test_rerun_with_other_settings_is_refused(photos, reference, tmp_path):
+    out = tmp_path / "store"
+    (out / "shards").mkdir(parents=True)
+    (out / "shards" / "plan.json").write_bytes((reference / "shards" / "plan.json").read_bytes())
+    with pytest.raises(StoreError, match="crop_size.*new --out"):
+        prepare_store(photos[0], out, dataset_name="photos", crop_size=96, workers=1, shard_size=3,
+                      progress=False)  # fmt: skip
+
+
+KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from _prepare_helpers import photo_read_result
+from facepad.data.prepare import prepare_store
+read = photo_read_result(Path({src!r}), copies=6, defects=False)
+prepare_store(read, {out!r}, dataset_name="kill", crop_size=96, workers=1, shard_size=2,
+              progress=False)
+"""
+
+
+def test_kill_9_midway_then_rerun_is_byte_identical(tmp_path):
+    src, killed, clean = tmp_path / "src", tmp_path / "killed", tmp_path / "clean"
+    script = KILL_SCRIPT.format(tests=str(REPO / "tests"), src=str(src), out=str(killed))
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list((killed / "shards").glob("*.rows.json"))) >= 2:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert proc.wait() == -signal.SIGKILL, "prepare finished before it could be killed"
+    done = len(list((killed / "shards").glob("*.rows.json")))
+    assert 2 <= done < 12 and not (killed / "store.json").exists()
+    read = photo_read_result(src, copies=6, defects=False)
+    prepare_store(read, killed, dataset_name="kill", crop_size=96, workers=1, shard_size=2,
+                  progress=False)  # fmt: skip
+    prepare_store(read, clean, dataset_name="kill", crop_size=96, workers=1, shard_size=2,
+                  progress=False)  # fmt: skip
+    assert files_of(killed) == files_of(clean)
+    assert PreparedStore(killed).meta["counts"]["stored"] == 24
+
+
+@pytest.mark.parametrize("policy", ["skip", "detector-box-ellipse"])
+def test_no_mesh_policy(photos, tmp_path, monkeypatch, policy):
+    monkeypatch.setattr(faces.FaceMesh, "landmarks", lambda self, rgb: None)
+    monkeypatch.setattr("facepad.data.prepare._TOOLS", {})  # rebuild tools with the patched mesh
+    out = prepare_store(photos[0], tmp_path / "s", dataset_name="p", crop_size=96, workers=1,
+                        no_mesh_policy=policy, progress=False)  # fmt: skip
+    store = PreparedStore(out)
+    counts = store.meta["counts"]
+    if policy == "skip":
+        assert counts["skipped_by_reason"]["no_mesh"] == 4 and counts["stored"] == 4
+    else:
+        assert counts["depth_target"] == {"ellipse": 4, "zeros": 4}
+        live = [i for i in range(len(store)) if store.index[i]["label"] == "live"]
+        depth = store.read_depth(live[0])
+        assert depth[16, 16] > 0.9 and depth[0, 0] == 0  # a dome centred on the face box
+    with pytest.raises(ValueError, match="no_mesh_policy"):
+        prepare_store(photos[0], tmp_path / "t", dataset_name="p", no_mesh_policy="guess")
+
+
+def test_nuaa_dev_subset(nuaa_dev, tmp_path):
+    from facepad.data.manifest import read_manifest
+
+    full = read_manifest(nuaa_dev / "manifest.csv")
+    subset = full.samples[:: len(full.samples) // 40][:40]
+    out = prepare_store(ReadResult(subset), tmp_path / "nuaa", dataset_name="nuaa-dev", workers=2,
+                        shard_size=8, progress=False)  # fmt: skip
+    store = PreparedStore(out)
+    assert len(store) >= 36, skipped_rows(out)  # the detector finds nearly every webcam face
+    live = [i for i in range(len(store)) if store.index[i]["label"] == "live"]
+    spoof = [i for i in range(len(store)) if store.index[i]["label"] == "spoof"]
+    assert live and spoof
+    assert np.mean([store.read_depth(i).mean() for i in live]) > 0.15
+    assert all(not store.read_depth(i).any() for i in spoof)
+    assert store.read_crop(0).shape == (256, 256, 3)
+
+
+def test_cli_manifest_and_errors(photos, tmp_path, capsys):
+    from facepad.cli import main
+
+    _, folder = photos
+    manifest = tmp_path / "m.csv"
+    rows = ["path,label,attack_type,subject"]
+    for k in range(2):
+        rows += [f"{folder}/live/astronaut_{k}.jpg,live,none,a{k}"]
+        rows += [f"{folder}/spoof/grace_hopper_{k}.jpg,spoof,print,g{k}"]
+    manifest.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "store"
+    args = ["prepare", "--manifest", str(manifest), "--out", str(out), "--workers", "1",
+            "--crop-size", "64", "--depth-size", "16", "--no-progress",
+            "--test-subjects", "a1"]  # fmt: skip
+    assert main(args) == 0
+    store = PreparedStore(out)
+    assert len(store) == 4 and store.depth_size == 16 and store.crop_size == 64
+    assert "test" in store.splits()
+    assert main(args) == 0  # a rerun of a finished store changes nothing
+    assert main([*args[:-2], "--crop-size", "80"]) == 2
+    assert "other inputs or settings" in capsys.readouterr().err
+    bad = ["prepare", "--manifest", str(tmp_path / "none.csv"), "--out", str(tmp_path / "x")]
+    assert main(bad) == 2
+    assert "none.csv" in capsys.readouterr().err
