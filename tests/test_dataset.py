@@ -1,0 +1,116 @@
+"""StoreDataset: item contract, augmentation that keeps depth aligned, DataLoader workers."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from _prepare_helpers import write_store
+
+from facepad.data.dataset import Augment, StoreDataset, augment_pair, split_columns, window_matrix
+from facepad.data.store import PreparedStore
+
+NO_JITTER = dict(brightness=0.0, contrast=0.0, saturation=0.0)
+
+
+def left_bright(size: int) -> np.ndarray:
+    """(size, size) float32: left third bright, the rest dark; an asymmetric map."""
+    m = np.full((size, size), 0.2, np.float32)
+    m[:, : size // 3] = 1.0
+    return m
+
+
+@pytest.fixture
+def store(tmp_path) -> PreparedStore:
+    n = 6
+    crops = [np.repeat((left_bright(64)[:, :, None] * 255).astype(np.uint8), 3, axis=2)] * n
+    depths = [left_bright(16) if i % 2 else np.zeros((16, 16), np.float32) for i in range(n)]
+    labels = ["live" if i % 2 else "spoof" for i in range(n)]
+    splits = ["train", "train", "train", "train", "val", "val"]
+    return PreparedStore(write_store(tmp_path / "s", crops, depths, labels, splits))
+
+
+def test_item_contract(store):
+    ds = StoreDataset(store, "train", input_size=48, depth_size=8, augment=False)
+    assert len(ds) == 4
+    item = ds[1]
+    assert item["image"].shape == (3, 48, 48) and item["image"].dtype == torch.float32
+    assert item["image"].min() >= 0.0 and item["image"].max() <= 1.0
+    assert item["depth"].shape == (1, 8, 8) and item["depth"].dtype == torch.float32
+    assert item["live"].dtype == torch.float32 and item["live"].item() == 1.0
+    assert ds[0]["live"].item() == 0.0 and not ds[0]["depth"].any()
+    assert item["idx"] == 1
+    same = StoreDataset(store, "val", input_size=64, depth_size=16)[1]
+    assert same["idx"] == 5
+    np.testing.assert_allclose(same["depth"][0].numpy(), left_bright(16), atol=1 / 255)
+
+
+def test_flip_moves_image_and_depth_together(store):
+    aug = Augment(area=(1.0, 1.0), aspect=(1.0, 1.0), flip=1.0, **NO_JITTER)
+    crop = store.read_crop(1)
+    image, depth = augment_pair(crop, store.read_depth(1), 64, 16, aug, seed=0)
+    np.testing.assert_allclose(depth, left_bright(16)[:, ::-1], atol=1 / 255)
+    assert np.abs(image.astype(int) - crop[:, ::-1]).max() <= 2
+    assert image[:, -5:].mean() > 240 and image[:, :5].mean() < 60  # bright side moved right
+
+
+def test_random_crops_keep_depth_aligned():
+    """Image = depth map drawn large; after any geometric augmentation they still match."""
+    rng = np.random.default_rng(0)
+    depth = np.zeros((32, 32), np.float32)
+    depth[6:20, 4:14] = 1.0  # an off-centre block
+    depth[20:28, 18:30] = 0.5
+    crop = np.repeat(np.kron(depth, np.ones((8, 8)))[:, :, None] * 255, 3, axis=2).astype(np.uint8)
+    aug = Augment(area=(0.5, 1.0), aspect=(0.8, 1.25), flip=0.5, **NO_JITTER)
+    for seed in rng.integers(0, 2**31, 20):
+        image, out = augment_pair(crop, depth, 128, 32, aug, int(seed))
+        small = image[:, :, 0].reshape(32, 4, 32, 4).mean(axis=(1, 3)) / 255  # (32, 32)
+        inner = (slice(2, -2), slice(2, -2))
+        assert np.abs(small - out)[inner].mean() < 0.02, seed  # half a pixel off: 0.03
+
+
+def test_colour_jitter_changes_image_only(store):
+    aug = Augment(area=(1.0, 1.0), aspect=(1.0, 1.0), flip=0.0, brightness=0.5, contrast=0.5)
+    crop, depth = store.read_crop(1), store.read_depth(1)
+    changed = [augment_pair(crop, depth, 64, 16, aug, seed)[0].mean() for seed in range(6)]
+    assert np.ptp(changed) > 10
+    np.testing.assert_allclose(augment_pair(crop, depth, 64, 16, aug, 3)[1], depth, atol=1e-6)
+    grey = np.full((8, 8, 3), (200, 100, 50), np.uint8)
+    desat = Augment(area=(1, 1), aspect=(1, 1), flip=0, brightness=0, contrast=0, saturation=0.0)
+    np.testing.assert_array_equal(
+        augment_pair(grey, depth, 8, 16, desat, 0)[0][0, 0], (200, 100, 50)
+    )
+
+
+def test_window_matrix_identity_and_flip():
+    np.testing.assert_allclose(window_matrix((0, 0, 1, 1), False, 10, 10), [[1, 0, 0], [0, 1, 0]])
+    np.testing.assert_allclose(window_matrix((0, 0, 1, 1), True, 10, 10), [[-1, 0, 9], [0, 1, 0]])
+
+
+def test_dataloader_with_workers_and_pickling(store):
+    ds = StoreDataset(store, "train", input_size=32, depth_size=8, augment=True)
+    ds[0]  # opens shard maps in this process; they must not travel to the workers
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone.store._bins == {}
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, shuffle=True)
+    batches = list(loader)
+    idx = sorted(int(i) for b in batches for i in b["idx"])
+    assert idx == [0, 1, 2, 3]
+    assert batches[0]["image"].shape == (2, 3, 32, 32) and batches[0]["depth"].shape == (2, 1, 8, 8)
+
+
+def test_split_columns_follow_item_order(store):
+    cols = split_columns(store, "train")
+    ds = StoreDataset(store, "train", input_size=16, depth_size=4)
+    assert list(cols["idx"]) == [ds[k]["idx"] for k in range(len(ds))]
+    assert list(cols["is_live"]) == [bool(ds[k]["live"]) for k in range(len(ds))]
+    assert list(cols["attack_type"]) == ["print", "live", "print", "live"]
+    assert list(cols["session"]) == ["0", "1", "2", "0"]
+    assert set(ds.labels()) == set(cols)
+
+
+def test_empty_split_is_an_error(store):
+    with pytest.raises(ValueError, match="split 'test' is empty; splits in this store: train, val"):
+        StoreDataset(store, "test", 32, 8)
