@@ -2,8 +2,8 @@
 
 For every model (untrained weights: timing only), torch vs onnxruntime, at 1 and 2 threads. Frames
 are nuaa-dev webcam JPEGs (640x480) read into memory first, so disk is not timed. Prints p50/p95
-of the whole path and the median of each stage. The machine is shared: run it more than once and
-quote medians.
+(and the minimum, the best estimate of an uncontended machine) of the whole path and the median of
+each stage. The machine is shared: run it more than once and quote medians.
 
     .venv/bin/python benchmarks/infer.py [--frames 150] [--input-size 128] [--models depth_unet]
 """
@@ -117,7 +117,7 @@ def main() -> None:
         f"{len(frames)} frames of 640x480, input {args.input_size}x{args.input_size}, "
         f"{os.cpu_count()} CPUs (shared: quote medians of repeated runs)"
     )
-    header = f"{'model':<11} {'backend':<7} {'thr':>3} {'p50 ms':>7} {'p95 ms':>7} "
+    header = f"{'model':<11} {'backend':<7} {'thr':>3} {'p50 ms':>7} {'p95 ms':>7} {'min ms':>7} "
     header += f"{'decode':>7} {'detect':>7} {'crop':>6} {'model':>7} {'faces':>6}"
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +130,8 @@ def main() -> None:
                     med = {k: statistics.median(v) for k, v in t.items() if k != "faces"}
                     print(
                         f"{name:<11} {backend:<7} {threads:>3} {percentile(t['total'], 50):>7.2f} "
-                        f"{percentile(t['total'], 95):>7.2f} {med['decode']:>7.2f} "
+                        f"{percentile(t['total'], 95):>7.2f} {min(t['total']):>7.2f} "
+                        f"{med['decode']:>7.2f} "
                         f"{med['detect']:>7.2f} {med['crop']:>6.2f} {med['model']:>7.2f} "
                         f"{t['faces'][0]:>6}",
                         flush=True,
