@@ -133,6 +133,10 @@ def main() -> int:
         f"(runs: {', '.join(f'{t:.2f}' for t in totals)})"
     )
     print(
+        f"read+validate+split+index CPU time: median {statistics.median(cpus):.2f} s "
+        f"(runs: {', '.join(f'{t:.2f}' for t in cpus)}; wall exceeds CPU when cores are shared)"
+    )
+    print(
         f"tracemalloc: peak {peak / 2**20:.0f} MiB, held after read {current / 2**20:.0f} MiB "
         f"({current / len(result.samples):.0f} B/sample)"
     )
