@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -163,6 +164,9 @@ def _run_shards(out: Path, chunks, pending, settings, workers, progress) -> None
             _drain(queue, bar, timeout=0.0)
             for future in finished:
                 future.result()  # re-raises a worker's unexpected error
+        deadline = time.monotonic() + 1.0  # the last progress counts may still be in the pipe
+        while bar.n < total and time.monotonic() < deadline:
+            _drain(queue, bar, timeout=0.1)
     except BrokenProcessPool:
         raise RuntimeError(
             f"a prepare worker process died (out of memory or a crash in a native library); "
