@@ -94,6 +94,8 @@ def browser(tmp_path):
         "--disable-dev-shm-usage",
         f"--user-data-dir={tmp_path / 'profile'}",
         "--window-size=1200,900",
+        "--use-fake-device-for-media-stream",  # a synthetic camera for the snap button
+        "--use-fake-ui-for-media-stream",  # grant camera access without a prompt
     ):
         options.add_argument(flag)
     os.environ.setdefault("SE_AVOID_STATS", "true")  # selenium manager must not phone home
@@ -140,3 +142,21 @@ def test_a_bad_file_shows_an_error_on_the_page(server, browser, tmp_path):
     WebDriverWait(browser, 30).until(
         ec.text_to_be_present_in_element((By.ID, "status"), "error 415")
     )
+
+
+def test_snap_a_photo_from_the_camera(server, browser):
+    """getUserMedia with Chromium's fake camera (a test pattern, no face): the snap round-trips."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server)
+    wait = WebDriverWait(browser, 60)
+    browser.find_element(By.ID, "camera").click()
+    wait.until(lambda d: d.find_element(By.ID, "snap").is_enabled())
+    wait.until(lambda d: d.execute_script("return document.getElementById('video').videoWidth > 0"))
+    browser.find_element(By.ID, "snap").click()
+    wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-done") == "1")
+    status = browser.find_element(By.ID, "status").text
+    assert status == "no face found" or "face(s)" in status
+    width = browser.execute_script("return document.getElementById('canvas').width")
+    assert width == browser.execute_script("return document.getElementById('video').videoWidth")
