@@ -193,7 +193,8 @@ def plot_table_bars(
         values = [100 * float(table[name].get(c, np.nan)) for c in columns]
         bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, values, width, label=name)
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
-    ax.set_xticks(x, [c.upper().replace("_", " ") for c in columns])
+    names = {"apcer": "APCER (pooled)", "apcer_worst": "APCER (worst type)"}
+    ax.set_xticks(x, [names.get(c, c.upper()) for c in columns])
     ax.set(ylabel="percent", title=title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
