@@ -139,12 +139,20 @@ def augment_pair(
     w, h = min(1.0, np.sqrt(area * aspect)), min(1.0, np.sqrt(area / aspect))
     u0, v0 = rng.uniform(0.0, 1.0 - w), rng.uniform(0.0, 1.0 - h)
     flip = bool(rng.random() < aug.flip)
-    window = (u0, v0, w, h)
-    m_img = window_matrix(window, flip, crop.shape[0], input_size)
+    # The image window snaps to whole crop pixels, so a slice + cv2.resize does the image
+    # (several times faster than warpAffine); the depth map takes the same snapped window.
+    size = crop.shape[0]
+    cw, ch = max(1, round(w * size)), max(1, round(h * size))
+    x0, y0 = min(round(u0 * size), size - cw), min(round(v0 * size), size - ch)
+    window = (x0 / size, y0 / size, cw / size, ch / size)
+    interp = cv2.INTER_AREA if min(cw, ch) > 1.5 * input_size else cv2.INTER_LINEAR
+    image = cv2.resize(crop[y0 : y0 + ch, x0 : x0 + cw], (input_size, input_size),
+                       interpolation=interp)  # fmt: skip
+    if flip:
+        image = cv2.flip(image, 1)
     m_dep = window_matrix(window, flip, depth.shape[0], depth_size)
-    flags, border = cv2.INTER_LINEAR, cv2.BORDER_REPLICATE
-    image = cv2.warpAffine(crop, m_img, (input_size, input_size), flags=flags, borderMode=border)
-    depth = cv2.warpAffine(depth, m_dep, (depth_size, depth_size), flags=flags, borderMode=border)
+    depth = cv2.warpAffine(depth, m_dep, (depth_size, depth_size), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
 
     b = rng.uniform(1 - aug.brightness, 1 + aug.brightness)
     c = rng.uniform(1 - aug.contrast, 1 + aug.contrast)
