@@ -98,7 +98,8 @@ def cpu_rates(nuaa: Path, store_dir: Path, n: int = 240) -> dict[str, float]:
     return out
 
 
-def bench_read(store_dir: Path, workers: int, repeats: int, batch_size: int = 64) -> list[float]:
+def bench_read(store_dir: Path, workers: int, input_size: int, repeats: int, batch_size: int = 64):
+    """Samples/s of two augmented epochs of the train split through a DataLoader."""
     import torch
 
     from facepad.data.dataset import StoreDataset
@@ -106,15 +107,15 @@ def bench_read(store_dir: Path, workers: int, repeats: int, batch_size: int = 64
 
     store = PreparedStore(store_dir)
     rates = []
-    for split in ("train",) * repeats:
-        ds = StoreDataset(store, split, input_size=256, depth_size=32, augment=True)
+    for _ in range(repeats):
+        ds = StoreDataset(store, "train", input_size=input_size, depth_size=32, augment=True)
         loader = torch.utils.data.DataLoader(
             ds, batch_size=batch_size, shuffle=True, num_workers=workers,
             persistent_workers=workers > 0, drop_last=False,
         )  # fmt: skip
         next(iter(loader))  # start workers, open files
         n, t = 0, time.perf_counter()
-        for _ in range(2):  # two epochs
+        for _ in range(2):
             for batch in loader:
                 n += len(batch["idx"])
         rates.append(n / (time.perf_counter() - t))
@@ -158,13 +159,14 @@ def main() -> None:
             f"depth {depth_bytes / n:.0f}); x 625,537 CelebA-Spoof images = "
             f"{total / n * 625_537 / 1e9:.1f} GB"
         )
-        for workers in (2, 0):
-            rates = bench_read(out, workers, args.repeats)
-            print(
-                f"read StoreDataset(train, 256, augment) DataLoader workers={workers}: median "
-                f"{statistics.median(rates):.0f} samples/s "
-                f"(runs: {', '.join(f'{r:.0f}' for r in rates)})"
-            )
+        for input_size in (256, 128):
+            for workers in (2, 0):
+                rates = bench_read(out, workers, input_size, args.repeats)
+                print(
+                    f"read StoreDataset(train, {input_size}, augment) DataLoader batch 64 "
+                    f"workers={workers}: median {statistics.median(rates):.0f} samples/s "
+                    f"(runs: {', '.join(f'{r:.0f}' for r in rates)}; load {load()})"
+                )
         for name, rate in cpu_rates(args.nuaa_dev, out).items():
             print(f"{name}: {rate:.0f} (load {load()})")
     print(f"load average at end {load()}")
