@@ -168,6 +168,30 @@ def test_a_model_failure_is_a_500_json_and_the_next_request_works(model_files):
         assert_good(c, data)
 
 
+def test_inference_does_not_block_the_event_loop(model_files):
+    import threading
+    import time
+
+    predictor = Predictor.from_checkpoint(model_files["onnx"], "onnx")
+    real_run = predictor.backend.run
+
+    def slow(images):
+        time.sleep(1.5)
+        return real_run(images)
+
+    predictor.backend.run = slow
+    with TestClient(create_app(predictor)) as c:
+        data = grace_hopper_path().read_bytes()
+        worker = threading.Thread(target=lambda: assert_good(c, data))
+        worker.start()
+        time.sleep(0.3)  # the upload is now inside the slow model
+        t0 = time.perf_counter()
+        assert c.get("/healthz").status_code == 200
+        waited = time.perf_counter() - t0
+        worker.join()
+    assert waited < 0.8, f"/healthz waited {waited:.2f} s behind a running prediction"
+
+
 def test_serve_command_refuses_a_bad_model(tmp_path, capsys):
     import argparse
 
