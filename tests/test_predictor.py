@@ -263,6 +263,24 @@ def test_predict_cli_records_an_unreadable_video_and_goes_on(models, tmp_path):
     assert next(r for r in rows if "grace" in r["source"])["decision"] in ("live", "spoof")
 
 
+def test_a_webcam_index_that_cannot_open_is_recorded(models, tmp_path):
+    out = tmp_path / "w.json"
+    rc = _run_cli("predict", "7", "--onnx", models["depth_unet.onnx"], "--json", out)
+    rows = json.loads(out.read_text())["results"]
+    assert rc == 1  # nothing could be read
+    assert rows[0]["source"] == "7" and "cannot open webcam index 7" in rows[0]["error"]
+
+
+def test_max_frames_stops_a_video_early(models, tmp_path):
+    video = _write_video(tmp_path / "clip.mp4", frames=6)
+    rc = _run_cli(
+        "predict", video, "--onnx", models["depth_unet.onnx"], "--max-frames", "2",
+        "--csv", tmp_path / "v.csv", "--quiet",
+    )  # fmt: skip
+    with (tmp_path / "v.csv").open() as f:
+        assert rc == 0 and [r["frame"] for r in csv.DictReader(f)] == ["0", "1"]
+
+
 def test_predict_cli_refuses_a_bad_model(tmp_path, capsys):
     rc = _run_cli("predict", tmp_path, "--checkpoint", tmp_path / "missing.pt")
     assert rc == 2
