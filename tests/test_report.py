@@ -179,8 +179,11 @@ def test_score_dataset_skips_and_records_corrupt_items():
     np.testing.assert_allclose(s, [0.1, 0.2], atol=1e-6)
 
 
-def write_tiny_store(root: Path, n: int = 12, size: int = 64, corrupt: int | None = 5) -> Path:
-    """A prepared store per docs/ARCHITECTURE.md: n test crops (half live), one corrupt JPEG."""
+def write_tiny_store(
+    root: Path, n: int = 12, size: int = 64, corrupt: int | None = 5, n_val: int = 0
+) -> Path:
+    """A prepared store per docs/ARCHITECTURE.md: n crops (half live, the last n_val in 'val',
+    the rest in 'test'), one corrupt JPEG."""
     import simplejpeg
 
     rng = np.random.default_rng(0)
@@ -195,8 +198,8 @@ def write_tiny_store(root: Path, n: int = 12, size: int = 64, corrupt: int | Non
             data = b"\xff\xd8 not a jpeg"
         blobs.append(data)
         rows.append(
-            [i, "test", f"img{i}.jpg", "live" if live else "spoof", "live" if live else "print",
-             f"s{i % 3}", 0, offset, len(data), f"0{1 + i % 2}"]
+            [i, "val" if i >= n - n_val else "test", f"img{i}.jpg", "live" if live else "spoof",
+             "live" if live else "print", f"s{i % 3}", 0, offset, len(data), f"0{1 + i % 2}"]
         )  # fmt: skip
         offset += len(data)
     (root / "shards" / "00000.bin").write_bytes(b"".join(blobs))
@@ -212,7 +215,9 @@ def write_tiny_store(root: Path, n: int = 12, size: int = 64, corrupt: int | Non
     return root
 
 
-@pytest.mark.parametrize("model", ["depth_unet", "binary_cnn"])
+@pytest.mark.parametrize(
+    "model", ["depth_unet", pytest.param("binary_cnn", marks=pytest.mark.slow)]
+)
 def test_evaluate_checkpoint_end_to_end(tmp_path, model):
     pytest.importorskip("torch")
     pytest.importorskip("facepad.data.dataset")
@@ -235,7 +240,9 @@ def test_evaluate_checkpoint_end_to_end(tmp_path, model):
     assert all((r["score"] >= 0.4) == (r["decision"] == "live") for r in scores)
     assert "session" in result.report["by_attribute"]
 
-    given = evaluate_checkpoint(ckpt, store, threshold=2.0, out_dir=tmp_path / "e2", n_boot=10)
+    given = evaluate_checkpoint(
+        ckpt, store, threshold=2.0, out_dir=tmp_path / "e2", n_boot=10, figures=False
+    )
     assert given.report["overall"]["bpcer"] == 1.0 and given.report["overall"]["apcer"] == 0.0
 
 
@@ -251,3 +258,37 @@ def test_evaluate_errors_name_the_fix(tmp_path):
         evaluate_checkpoint(ckpt, store, out_dir=tmp_path / "eval")
     with pytest.raises(ValueError, match="no 'val' split"):
         evaluate_checkpoint(ckpt, store, split="val", threshold=0.5, out_dir=tmp_path / "eval")
+
+
+def test_threshold_rule_chosen_on_val(tmp_path):
+    pytest.importorskip("facepad.data.dataset")
+    from _infer_helpers import save_tiny_checkpoint
+
+    from facepad.evaluate.evaluate import evaluate_checkpoint
+
+    store = write_tiny_store(tmp_path / "store", n=20, corrupt=None, n_val=10)
+    ckpt = save_tiny_checkpoint(tmp_path / "best.pt", "binary_cnn", threshold=0.5, seed=1)
+    # Evaluated on val itself, each rule's own target must hold there.
+    for rule in ("apcer=0", "bpcer=0", "eer"):
+        result = evaluate_checkpoint(
+            ckpt, store, "val", out_dir=tmp_path / rule, rule=rule, n_boot=10, figures=False
+        )
+        o = result.report["overall"]
+        assert "chosen on val" in result.report["threshold_source"]
+        assert not (tmp_path / rule / "roc.png").exists()
+        if rule == "apcer=0":
+            assert o["apcer"] == 0.0
+        elif rule == "bpcer=0":
+            assert o["bpcer"] == 0.0
+        else:
+            assert abs(o["apcer"] - o["bpcer"]) <= 0.2 + 1e-9  # 5 live, 5 attacks: steps of 0.2
+
+
+def test_parse_rule():
+    from facepad.evaluate.evaluate import parse_rule
+
+    assert parse_rule("eer") == ("eer", None)
+    assert parse_rule("apcer=0.05") == ("apcer", 0.05)
+    for bad in ("apcer", "bpcer=5%", "acer=0.1", "apcer=2"):
+        with pytest.raises(ValueError, match="not understood"):
+            parse_rule(bad)

@@ -23,6 +23,11 @@ def register(subparsers) -> None:
     p.add_argument("--store", required=True, help="prepared store folder (`facepad prepare`)")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--threshold", type=float, default=None, help="decision threshold (live >= T)")
+    p.add_argument(
+        "--rule",
+        default=None,
+        help="choose the threshold on the val split instead: eer, apcer=0.05 or bpcer=0.01",
+    )
     p.add_argument("--out", default=None, help="output folder (default: <ckpt dir>/eval_<split>)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -72,6 +77,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             out_dir=args.out,
             batch_size=args.batch_size,
             device=args.device,
+            rule=args.rule,
         )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepad.evaluate import plots, report
+from facepad.evaluate import metrics, plots, report
 
 # Columns of the store's index.csv that are bookkeeping, not sample attributes.
 _STORE_COLUMNS = {"idx", "split", "path", "label", "attack_type", "subject", "shard", "offset"}
@@ -128,8 +128,13 @@ def evaluate_checkpoint(
     name: str = "",
     n_examples: int = 8,
     n_boot: int = 1000,
+    rule: str | None = None,
+    figures: bool = True,
 ) -> Evaluation:
     """Score `split` of a prepared store and write scores.csv, report.{json,md} and figures.
+
+    Threshold: `threshold` if given; else, with `rule` ("eer", "apcer=0.05", "bpcer=0.01"), one
+    chosen by that rule on the store's val split; else the checkpoint's validation EER threshold.
 
     Files go to `out_dir` (default: beside the checkpoint, `eval_<split>/`): scores.csv,
     report.json, report.md, roc.png, det.png, histogram.png, depth_examples.png, and skipped.csv
@@ -143,12 +148,13 @@ def evaluate_checkpoint(
     checkpoint = Path(checkpoint)
     model, ckpt = model_from_checkpoint(checkpoint)
     name = name or ckpt.get("model", {}).get("name", checkpoint.stem)
-    if threshold is None:
+    if threshold is not None:
+        source = "given"
+        rule = None
+    elif rule is None:
         if ckpt.get("threshold") is None:
             raise ValueError(f"{checkpoint} holds no validation threshold; pass --threshold T")
         threshold, source = float(ckpt["threshold"]), "validation EER, from the checkpoint"
-    else:
-        source = "given on the command line"
     pre = ckpt.get("preprocess") or {}
     data_cfg = (ckpt.get("config") or {}).get("data", {})
     input_size = int(pre.get("input_size") or data_cfg.get("input_size") or 128)
@@ -159,6 +165,11 @@ def evaluate_checkpoint(
     depth_size = int(pre.get("depth_size") or data_cfg.get("depth_size") or prepared.depth_size)
     dataset = StoreDataset(prepared, split, input_size, depth_size, augment=False)
     scored = ScoredModel(model)
+    if rule is not None:
+        threshold, source = threshold_on_val(
+            scored, prepared, rule, input_size, depth_size, batch_size, device
+        )
+        print(f"threshold {threshold:.4f}: {source}")
     idx, scores, failed = score_dataset(scored, dataset, batch_size, device, desc=f"{name} {split}")
 
     out_dir = Path(out_dir) if out_dir else checkpoint.parent / f"eval_{split}"
@@ -179,6 +190,8 @@ def evaluate_checkpoint(
         files["skipped"] = out_dir / "skipped.csv"
         print(f"warning: {len(skipped)} samples could not be read; see {files['skipped']}")
 
+    if not figures:
+        return Evaluation(rows, rep, threshold, out_dir, files, skipped)
     files.update(write_figures(rows, threshold, out_dir, name))
     is_live = np.array([r["label"] == "live" for r in rows])
     picks = plots.pick_depth_examples(scores, is_live, threshold, n=n_examples)
@@ -195,6 +208,39 @@ def evaluate_checkpoint(
         title=f"{name}: inputs and predicted depth ({split})",
     )
     return Evaluation(rows, rep, threshold, out_dir, files, skipped)
+
+
+def parse_rule(rule: str) -> tuple[str, float | None]:
+    """ "eer" -> ("eer", None); "apcer=0.05" -> ("apcer", 0.05); the same for bpcer."""
+    name, _, value = rule.partition("=")
+    if name == "eer" and not value:
+        return "eer", None
+    try:
+        target = float(value)
+    except ValueError:
+        target = None
+    if name not in ("apcer", "bpcer") or target is None or not 0.0 <= target <= 1.0:
+        raise ValueError(
+            f"threshold rule {rule!r} not understood; use eer, apcer=0.05 or bpcer=0.01 "
+            "(target rates as fractions)"
+        )
+    return name, target
+
+
+def threshold_on_val(
+    scored_model, store, rule: str, input_size: int, depth_size: int, batch_size: int, device: str
+) -> tuple[float, str]:
+    """A threshold chosen by `rule` on the store's val split: (threshold, description)."""
+    from facepad.data.dataset import StoreDataset
+
+    name, target = parse_rule(rule)
+    if "val" not in store.splits():
+        raise ValueError(f"{store.root} has no 'val' split to choose a threshold on; pass one")
+    val = StoreDataset(store, "val", input_size, depth_size, augment=False)
+    idx, scores, _ = score_dataset(scored_model, val, batch_size, device, desc="val")
+    is_live = np.array([store.index[i]["label"] == "live" for i in idx.tolist()])
+    threshold = metrics.select_threshold(scores, is_live, name, target)
+    return threshold, f"chosen on val by rule {rule}"
 
 
 def write_figures(rows: list[dict], threshold: float, out_dir: Path, name: str) -> dict:
