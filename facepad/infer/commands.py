@@ -239,8 +239,9 @@ def _predict_stream(predictor, kind, source, folder, args, rows: list[dict]) -> 
             writer.release()
 
 
-def print_table(rows: list[dict], file=sys.stdout) -> None:
+def print_table(rows: list[dict], file=None) -> None:
     """A compact per-face table on the terminal."""
+    file = file or sys.stdout
     windowed = any(r["window_decision"] != "" for r in rows)
     header = f"{'source':<44} {'frame':>5} {'face':>4} {'box (x,y,w,h)':<22} {'score':>7} decision"
     if windowed:
