@@ -189,6 +189,9 @@ def read_celeba_spoof(
     seen: set[str] = set()
     subjects: dict[str, set[str]] = {"train": set(), "test": set()}
     dir_cache: dict[str, frozenset[str]] = {}
+    folders: dict[
+        str, tuple
+    ] = {}  # "Data/<split>/<subject>/<folder>" -> (abs dir, subject, folder)
 
     def skip(path: str, reason: str, count_key: str) -> None:
         skipped.append(SkippedInput(path=path, reason=reason))
@@ -201,9 +204,8 @@ def read_celeba_spoof(
         first_problem = None
         for key, body in iter_label_entries(json_path):
             entries += 1
-            path = f"{root_str}/{key}"
             if key in seen:
-                skip(path, f"duplicate entry in {json_path.name}", "duplicate_entries")
+                skip(f"{root_str}/{key}", f"duplicate in {json_path.name}", "duplicate_entries")
                 continue
             seen.add(key)
             # count commas and split off only the last 4 values: 500k entries, keep it cheap
@@ -217,20 +219,27 @@ def read_celeba_spoof(
             except ValueError as err:
                 reason = f"label vector is not 44 ints with valid [40] and [43] ({err})"
                 first_problem = first_problem or f"{key}: {reason}"
-                skip(path, reason, "bad_vector")
+                skip(f"{root_str}/{key}", reason, "bad_vector")
                 continue
-            parts = key.split("/")
-            if len(parts) != 5 or parts[0] != "Data" or not parts[2]:
+            # folders repeat (~60 images each): parse and check each folder once
+            head, _, name = key.rpartition("/")
+            info = folders.get(head)
+            if info is None:
+                parts = head.split("/")
+                ok = len(parts) == 4 and parts[0] == "Data" and parts[2]
+                info = (f"{root_str}/{head}", parts[2], parts[3]) if ok else ()
+                folders[head] = info
+            if not info or not name:
                 reason = "path is not Data/<split>/<subject>/<live|spoof>/<image>"
                 first_problem = first_problem or f"{key}: {reason}"
-                skip(path, reason, "bad_path")
+                skip(f"{root_str}/{key}", reason, "bad_path")
                 continue
-            name = parts[4]
+            directory, subject, folder_label = info
+            path = f"{directory}/{name}"
             dot = name.rfind(".")
             stem, ext = (name[:dot], name[dot:]) if dot > 0 else (name, "")
-            box_file = f"{path[: len(path) - len(ext)]}_BB.txt"
             if check_files:
-                names = _list_dir(dir_cache, path[: len(path) - len(name) - 1])
+                names = _list_dir(dir_cache, directory)
                 if name not in names:
                     skip(path, "image file missing", "missing_image")
                     continue
@@ -239,7 +248,7 @@ def read_celeba_spoof(
             counts["images_" + IMAGE_EXTENSIONS.get(ext.lower(), "other")] += 1
 
             label = "spoof" if spoof else "live"
-            if parts[3] != label:
+            if folder_label != label:
                 counts["label_folder_disagree"] += 1
             if label == "live":
                 attack_type = "live"
@@ -248,7 +257,6 @@ def read_celeba_spoof(
                 counts["spoof_label_live_type"] += 1
             else:
                 attack_type = CELEBA_SPOOF_TYPES[type_id]
-            subject = parts[2]
             subjects[split].add(subject)
             samples.append(
                 Sample(
@@ -262,7 +270,7 @@ def read_celeba_spoof(
                         "spoof_type_id": _TYPE_IDS[type_id],
                         "illumination": CELEBA_ILLUMINATION.get(light, "unknown"),
                         "environment": CELEBA_ENVIRONMENT.get(env, "unknown"),
-                        "box_file": box_file,
+                        "box_file": f"{directory}/{stem}_BB.txt",
                     },
                 )
             )
