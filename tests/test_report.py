@@ -90,6 +90,7 @@ def test_build_report_counts_and_breakdowns(tmp_path):
     assert "| APCER (pooled) | 50.00 |" in md
     assert "| APCER (worst type) | 100.00 |" in md
     assert "## By attack type" in md and "## By illumination" in md
+    assert "Only 6 subjects" in md
     assert "| dark | 0 | 24 | 50.00 | - |" in md
 
 

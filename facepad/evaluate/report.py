@@ -20,6 +20,7 @@ from facepad.evaluate import metrics
 BASE_COLUMNS = ("idx", "path", "subject", "label", "attack_type")
 # Attributes never worth a breakdown: file pointers, checksums, ids that duplicate attack_type.
 NOT_BREAKDOWN = {"box_file", "md5", "spoof_type_id", "path"}
+FEW_SUBJECTS = 10  # below this the subject bootstrap CIs get a warning in the Markdown
 MAX_GROUPS = 20  # an attribute with more distinct values than this is an id, not a condition
 
 
@@ -193,6 +194,11 @@ def report_markdown(report: dict) -> str:
         "30107-3's maximum over attack types. 95 % CIs: subject-level bootstrap.",
         "",
     ]
+    if report["n_subjects"] < FEW_SUBJECTS:
+        lines[-1:-1] = [
+            f"Only {report['n_subjects']} subjects: resampling so few subjects gives coarse, "
+            "unreliable intervals; read them as a warning, not a measurement."
+        ]
     rows = [
         ["APCER (pooled)", pct(o["apcer"]), f"{pct(ci['apcer'][0])} - {pct(ci['apcer'][1])}"],
         ["APCER (worst type)", pct(o["apcer_worst"]), ""],
