@@ -3,7 +3,9 @@
 Prints, per model, input size and variant (fp32 / channels_last / bf16 autocast): forward GFLOPs per
 image (counted with torch.utils.flop_counter), training samples/s (forward + backward + AdamW step),
 inference images/s, and the share of the CPU's fp32 peak that training reaches
-(3 x forward FLOPs x samples/s / peak). Timings are medians of --repeats runs; other processes on
+(3 x forward FLOPs x samples/s / peak), and the same per CPU-second of this process against one
+core's half of the peak, which shows the kernels' efficiency apart from what other processes on
+the machine take. Timings are medians of --repeats runs; other processes on
 the machine slow them down, so quote them with the load in mind.
 
     .venv/bin/python benchmarks/train.py --sizes 128 256 --repeats 3
@@ -67,10 +69,11 @@ def time_train(model, data, steps: int, channels_last: bool, bf16: bool) -> floa
         opt.step()
 
     step()  # warm-up: allocator, oneDNN primitive cache
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
-    return steps * len(images) / (time.perf_counter() - start)
+    n = steps * len(images)
+    return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
 
 
 @torch.no_grad()
@@ -113,7 +116,8 @@ def main() -> None:
     )
     header = (
         f"{'model':<11} {'size':>4} {'map':>4} {'variant':<8} {'GFLOP/img':>9} "
-        f"{'train/s':>8} {'infer/s':>8} {'train GFLOP/s':>13} {'% peak':>6}"
+        f"{'train/s':>8} {'infer/s':>8} {'train GFLOP/s':>13} {'% peak':>6} "
+        f"{'train/cpu-s':>11} {'% peak/core':>11}"
     )
     print(header)
     for name in args.models:
@@ -130,10 +134,14 @@ def main() -> None:
                 model = model.to(
                     memory_format=torch.channels_last if channels_last else torch.contiguous_format
                 )
-                train_rates = [
+                runs = [
                     time_train(model, data, args.steps, channels_last, bf16)
                     for _ in range(args.repeats)
                 ]
+                train_rates = [wall for wall, _ in runs]
+                # Samples per CPU-second of this process: on a shared machine, x cores gives the
+                # rate this process would reach with the cores to itself (if threads scale).
+                cpu_rate = statistics.median(cpu for _, cpu in runs)
                 infer_rates = [
                     time_infer(model, data, args.steps, channels_last, bf16)
                     for _ in range(args.repeats)
@@ -145,7 +153,8 @@ def main() -> None:
                 print(
                     f"{name:<11} {size:>4} {map_side:>4} {variant:<8} {gflops:>9.3f} "
                     f"{train_sps:>8.1f} {infer_ips:>8.1f} {achieved:>13.1f} "
-                    f"{100 * achieved / PEAK_GFLOPS:>5.1f}%",
+                    f"{100 * achieved / PEAK_GFLOPS:>5.1f}% {cpu_rate:>11.1f} "
+                    f"{100 * 3 * gflops * cpu_rate / (PEAK_GFLOPS / 2):>10.1f}%",
                     flush=True,
                 )
 
