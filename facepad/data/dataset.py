@@ -31,9 +31,6 @@ class Augment:
     saturation: float = 0.2
 
 
-_single_threaded = [False]  # per process: cv2 set to one thread inside a DataLoader worker
-
-
 class StoreDataset(torch.utils.data.Dataset):
     """Items: `image` (3, H, W) float32 RGB in [0, 1], `live` float32 scalar, `depth` (1, d, d)
     float32 in [0, 1], `idx` int (the store index)."""
@@ -57,16 +54,17 @@ class StoreDataset(torch.utils.data.Dataset):
         self.input_size = int(input_size)
         self.depth_size = int(depth_size)
         self.augment = Augment() if augment is True else (augment or None)
+        # cv2 single-threaded here, before DataLoader forks: the workers are the parallelism, and
+        # calling cv2.setNumThreads inside a forked worker can deadlock on the parent's pool
+        # (seen: a worker stuck in pthread_cond_destroy).
+        import cv2
+
+        cv2.setNumThreads(1)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, k: int) -> dict:
-        if not _single_threaded[0] and torch.utils.data.get_worker_info() is not None:
-            import cv2
-
-            cv2.setNumThreads(1)  # the DataLoader workers are the parallelism
-            _single_threaded[0] = True
         i = self.indices[k]
         crop = self.store.read_crop(i)  # (S, S, 3) uint8
         depth = self.store.read_depth(i)  # (D, D) float32
