@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--nuaa-dev", type=Path, default=default_nuaa)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--store", type=Path, help="reuse this prepared nuaa-dev store: read only")
     args = parser.parse_args()
     if not (args.nuaa_dev / "manifest.csv").is_file():
         raise SystemExit(f"nuaa-dev not found at {args.nuaa_dev}; pass --nuaa-dev DIR")
@@ -140,12 +141,15 @@ def main() -> None:
         )
 
     with tempfile.TemporaryDirectory() as tmp:
-        rates, out, count = bench_prepare(args.nuaa_dev, args.workers, args.repeats, Path(tmp))
-        print(
-            f"prepare, nuaa-dev {count} images, {args.workers} workers: median "
-            f"{statistics.median(rates):.1f} images/s "
-            f"(runs: {', '.join(f'{r:.1f}' for r in rates)})"
-        )
+        if args.store:
+            out = args.store
+        else:
+            rates, out, count = bench_prepare(args.nuaa_dev, args.workers, args.repeats, Path(tmp))
+            print(
+                f"prepare, nuaa-dev {count} images, {args.workers} workers: median "
+                f"{statistics.median(rates):.1f} images/s "
+                f"(runs: {', '.join(f'{r:.1f}' for r in rates)})"
+            )
         from facepad.data.store import PreparedStore
 
         store = PreparedStore(out)
