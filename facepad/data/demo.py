@@ -531,6 +531,7 @@ def _run(args) -> int:
     import time
 
     start = time.perf_counter()
+    existed = (Path(args.out) / MARKER).is_file() and not args.overwrite
     try:
         out = make_demo_dataset(
             args.out,
@@ -544,5 +545,8 @@ def _run(args) -> int:
         print(f"facepad demo: {err}")
         return 2
     n = sum(1 for p in out.glob("Data/*/*/*/*") if not p.name.endswith("_BB.txt"))
-    print(f"wrote {n} images to {out} in {time.perf_counter() - start:.1f} s")
+    if existed:
+        print(f"{out} already holds this demo set ({n} images): reused")
+    else:
+        print(f"wrote {n} images to {out} in {time.perf_counter() - start:.1f} s")
     return 0
