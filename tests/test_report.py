@@ -119,6 +119,8 @@ def test_plots_write_pngs(tmp_path):
     depths = [np.eye(4) if y[i] else None for i in idx]
     out = plots.plot_depth_grid(images, depths, s[idx], y[idx], 0.5, tmp_path / "depth.png")
     assert _is_png(out)
+    no_depth = [None] * len(idx)
+    assert _is_png(plots.plot_depth_grid(images, no_depth, s[idx], y[idx], 0.5, tmp_path / "b.png"))
     with pytest.raises(ValueError, match="no examples"):
         plots.plot_depth_grid([], [], [], [], 0.5, tmp_path / "x.png")
 

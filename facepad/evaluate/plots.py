@@ -142,18 +142,20 @@ def plot_depth_grid(
 
     Each column is titled with its truth, decision and score, green when right and red when wrong.
     `images` are (H, W, 3) uint8 or float in [0, 1]; `depths` (d, d) in [0, 1], or None for a model
-    without a depth head (that row is then blank).
+    without a depth head (with no map at all, only the inputs are drawn).
     """
     plt = _pyplot()
     n = len(images)
     if n == 0:
         raise ValueError("no examples to draw in the depth grid")
-    fig, axes = plt.subplots(2, n, figsize=(1.7 * n, 3.9), squeeze=False)
+    has_depth = any(d is not None for d in depths)
+    n_rows = 2 if has_depth else 1
+    fig, axes = plt.subplots(n_rows, n, figsize=(1.7 * n, 2.0 * n_rows - 0.1), squeeze=False)
     for j in range(n):
         decision = "live" if scores[j] >= threshold else "spoof"
         truth = "live" if is_live[j] else "spoof"
         ok = decision == truth
-        top, bottom = axes[0, j], axes[1, j]
+        top = axes[0, j]
         top.imshow(images[j])
         top.set_title(
             f"{truth} -> {decision}\n{'right' if ok else 'WRONG'}  s={scores[j]:.2f}",
@@ -161,17 +163,20 @@ def plot_depth_grid(
             color="green" if ok else "red",
         )
         if depths[j] is not None:
-            bottom.imshow(np.asarray(depths[j]).squeeze(), cmap="gray", vmin=0, vmax=1)
-        for ax in (top, bottom):
+            axes[1, j].imshow(np.asarray(depths[j]).squeeze(), cmap="gray", vmin=0, vmax=1)
+        for ax in axes[:, j]:
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_edgecolor("green" if ok else "red")
                 spine.set_linewidth(2)
     axes[0, 0].set_ylabel("input")
-    axes[1, 0].set_ylabel("predicted depth")
+    if has_depth:
+        axes[1, 0].set_ylabel("predicted depth")
+    else:
+        title = f"{title} (no depth head: inputs only)".strip()
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=10, y=1.0 if has_depth else 1.12)
     return _save(fig, path)
 
 
