@@ -204,3 +204,31 @@ def test_cli_manifest_and_errors(photos, tmp_path, capsys):
     bad = ["prepare", "--manifest", str(tmp_path / "none.csv"), "--out", str(tmp_path / "x")]
     assert main(bad) == 2
     assert "none.csv" in capsys.readouterr().err
+
+
+def test_celeba_box_files_and_detector_fallback(tmp_path):
+    """`box_file` boxes are read in the 224 frame; an empty one falls back to the detector."""
+    from _prepare_helpers import face_photos, write_jpeg
+
+    from facepad.data.records import Sample
+
+    rgb = face_photos()["astronaut"]  # 512x512: the 224 frame scales by 512 / 224
+    path = write_jpeg(tmp_path / "a.jpg", rgb)
+    good, empty = tmp_path / "a_BB.txt", tmp_path / "b_BB.txt"
+    good.write_text("77 28 56 70 0.99\n")
+    empty.write_text("")
+    samples = [
+        Sample(path, "spoof", "photo", "1", "train", attributes={"box_file": str(good)}),
+        Sample(path, "spoof", "photo", "2", "test", attributes={"box_file": str(empty)}),
+    ]
+    out = prepare_store(ReadResult(samples), tmp_path / "s", dataset_name="c", crop_size=64,
+                        workers=1, progress=False)  # fmt: skip
+    store = PreparedStore(out)
+    assert store.meta["counts"]["box_source"] == {"box_file": 1, "detector (box_empty)": 1}
+    assert "box_file" not in store.meta["attributes"]
+    from facepad.data.crop import square_crop
+
+    f = 512 / 224
+    expected = square_crop(rgb, (77 * f, 28 * f, 56 * f, 70 * f), 1.3, 64)
+    train = store.indices("train")[0]
+    assert np.abs(store.read_crop(train).astype(int) - expected).mean() < 3
