@@ -232,3 +232,17 @@ def test_celeba_box_files_and_detector_fallback(tmp_path):
     expected = square_crop(rgb, (77 * f, 28 * f, 56 * f, 70 * f), 1.3, 64)
     train = store.indices("train")[0]
     assert np.abs(store.read_crop(train).astype(int) - expected).mean() < 3
+
+
+@pytest.mark.slow
+def test_cli_demo(tmp_path):
+    pytest.importorskip("facepad.data.demo")
+    from facepad.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["prepare", "--demo", "--out", str(out), "--crop-size", "64", "--depth-size", "16",
+                 "--no-progress"]) == 0  # fmt: skip
+    store = PreparedStore(out)
+    assert store.meta["dataset"] == "demo" and (out / "source" / "metas").is_dir()
+    assert len(store) > 300 and {"train", "val", "test"} <= set(store.splits())
+    assert store.meta["counts"]["box_source"].get("box_file", 0) > 300
