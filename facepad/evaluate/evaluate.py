@@ -205,7 +205,8 @@ def evaluate_checkpoint(
         is_live[picks],
         threshold,
         out_dir / "depth_examples.png",
-        title=f"{name}: inputs and predicted depth ({split})",
+        title=f"{name} ({split}): inputs"
+        + (" above predicted depth maps" if any(m is not None for m in maps) else ""),
     )
     return Evaluation(rows, rep, threshold, out_dir, files, skipped)
 

@@ -174,7 +174,7 @@ def plot_depth_grid(
     if has_depth:
         axes[1, 0].set_ylabel("predicted depth")
     else:
-        title = f"{title} (no depth head: inputs only)".strip()
+        title = f"{title} (no depth head)".strip()
     if title:
         fig.suptitle(title, fontsize=10, y=1.0 if has_depth else 1.12)
     return _save(fig, path)
