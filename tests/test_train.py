@@ -228,7 +228,13 @@ class CropSet(torch.utils.data.Dataset):
 def test_loss_goes_down_on_real_nuaa_dev_crops(tmp_path, nuaa_dev):
     crops = centre_crops(nuaa_dev, per_class=12, size=32)
     data = (CropSet(crops, 8), CropSet(crops, 8), {"crop_scale": 1.0, "input_size": 32})
-    config = small_config(tmp_path, "binary_cnn", "train.epochs=6", "train.lr=0.01")
+    config = small_config(tmp_path, "binary_cnn", "train.epochs=12", "train.lr=0.01")
     loop.train(config, datasets=data)
     losses = [float(r["train_loss"]) for r in read_metrics(tmp_path / "binary_cnn")]
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_saved_threshold_keeps_a_margin_below_the_eer_score():
+    scores = np.array([0.1, 0.2, 0.6, 0.8])
+    assert loop._margin_threshold(scores, 0.6) == pytest.approx(0.4)
+    assert loop._margin_threshold(scores, 0.1) == 0.1  # nothing below: unchanged

@@ -148,6 +148,7 @@ def evaluate(
     result = {"val_loss": float(np.average(losses, weights=weights))}
     try:
         eer_value, threshold = eer(s, y)
+        threshold = _margin_threshold(s, threshold)
         rates = error_rates(s, y, threshold)
         result.update(
             val_apcer=rates["apcer"], val_bpcer=rates["bpcer"], val_acer=rates["acer"],
@@ -159,6 +160,16 @@ def evaluate(
         result.update(val_apcer=nan, val_bpcer=nan, val_acer=nan, val_auc=nan, val_eer=nan)
         result["threshold"] = 0.5
     return result
+
+
+def _margin_threshold(scores: np.ndarray, threshold: float) -> float:
+    """Midway between the EER threshold (a sample's own score) and the next lower score.
+
+    Val decisions stay the same, but a sample sitting exactly on the threshold no longer flips
+    when it is re-scored with different batching or memory layout (1e-7 differences).
+    """
+    below = scores[scores < threshold]
+    return float((threshold + below.max()) / 2) if below.size else float(threshold)
 
 
 def _rank_key(metrics: dict) -> tuple[float, float]:
