@@ -210,3 +210,22 @@ def test_not_a_checkpoint(tmp_path):
         model_from_checkpoint(plain)
     with pytest.raises(FileNotFoundError, match="missing.pt not found"):
         model_from_checkpoint(tmp_path / "missing.pt")
+
+
+def test_cdc_channels_last_backward_does_not_crash():
+    """A separate strided 1x1 centre conv crashed oneDNN's channels_last backward (torch 2.13);
+    run in a subprocess so a regression fails this test instead of killing pytest."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from facepad.models import create_model\n"
+        "m = create_model('depth_unet', widths=[16, 32, 64], map_stride=4, theta=0.7)\n"
+        "m = m.to(memory_format=torch.channels_last)\n"
+        "x = torch.rand(4, 3, 64, 64).contiguous(memory_format=torch.channels_last)\n"
+        "m(x)['depth'].mean().backward()\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-500:]

@@ -35,16 +35,21 @@ class CDConv2d(nn.Conv2d):
         super().__init__(*args, **kwargs)
         if not 0.0 <= theta <= 1.0:
             raise ValueError(f"CDC theta must be in [0, 1], got {theta}")
+        kh, kw = self.kernel_size
+        if kh % 2 == 0 or kw % 2 == 0 or self.padding != (kh // 2, kw // 2):
+            raise ValueError("CDC needs an odd kernel with 'same' padding (kernel_size // 2)")
         self.theta = float(theta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = super().forward(x)
         if self.theta == 0.0:
-            return out
-        # The centre term is a 1x1 conv with the kernel summed over space, same stride.
+            return super().forward(x)
+        # The centre term is a 1x1 conv of the spatially summed kernel at the same stride; with
+        # "same" padding it lands on the centre tap, so it folds into one kernel (one conv; a
+        # separate strided 1x1 conv also crashed oneDNN's channels_last backward in torch 2.13).
+        kh, kw = self.kernel_size
         kernel_sum = self.weight.sum(dim=(2, 3), keepdim=True)  # (out, in, 1, 1)
-        centre = F.conv2d(x, kernel_sum, stride=self.stride, padding=0, groups=self.groups)
-        return out - self.theta * centre
+        centre = F.pad(kernel_sum, (kw // 2, kw // 2, kh // 2, kh // 2))  # (out, in, kh, kw)
+        return self._conv_forward(x, self.weight - self.theta * centre, self.bias)
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, stride: int = 1, theta: float = 0.0) -> nn.Sequential:
