@@ -17,7 +17,11 @@ CROP_SCALE = 1.3
 
 
 def save_tiny_checkpoint(
-    path: Path, name: str = "depth_unet", threshold: float | None = 0.5, seed: int = 0
+    path: Path,
+    name: str = "depth_unet",
+    threshold: float | None = 0.5,
+    seed: int = 0,
+    crop_size: int | None = None,
 ) -> Path:
     """A checkpoint per the contract in docs/ARCHITECTURE.md, holding an untrained tiny model."""
     import torch
@@ -42,6 +46,8 @@ def save_tiny_checkpoint(
         "threshold": threshold,
         "preprocess": {"crop_scale": CROP_SCALE, "input_size": INPUT_SIZE},
     }
+    if crop_size is not None:  # the prepared store's crop size, as `facepad train` records it
+        ckpt["preprocess"]["crop_size"] = crop_size
     torch.save(ckpt, path)
     return path
 

@@ -10,7 +10,9 @@ import pytest
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-NUAA_DEV = Path(os.environ.get("FACEPAD_NUAA_DEV", REPO_ROOT.parent / "shared" / "data" / "nuaa-dev"))
+NUAA_DEV = Path(
+    os.environ.get("FACEPAD_NUAA_DEV", REPO_ROOT.parent / "shared" / "data" / "nuaa-dev")
+)
 
 
 @pytest.fixture(scope="session")

@@ -295,3 +295,25 @@ def test_predict_on_real_webcam_frames(nuaa_dev, depth_predictor):
     results = depth_predictor.predict(paths)
     assert sum(len(r) >= 1 for r in results) >= 5  # the detector finds nearly every face
     assert all(0.0 <= f.score <= 1.0 for r in results for f in r)
+
+
+def test_crops_are_made_as_training_made_them(tmp_path):
+    """Cut at the store's crop size, then resized like the Dataset: torch and onnx alike."""
+    from _infer_helpers import CROP_SCALE, INPUT_SIZE
+
+    from facepad.data.crop import resize_square, square_crop
+    from facepad.infer.export import export_onnx
+
+    ckpt = save_tiny_checkpoint(tmp_path / "m.pt", crop_size=4 * INPUT_SIZE)
+    export_onnx(ckpt, tmp_path / "m.onnx", check=False)
+    rgb = astronaut()
+    box = (170.0, 60.0, 100.0, 110.0)
+    expected = resize_square(square_crop(rgb, box, CROP_SCALE, 4 * INPUT_SIZE), INPUT_SIZE)
+    direct = square_crop(rgb, box, CROP_SCALE, INPUT_SIZE)
+    assert np.abs(expected.astype(int) - direct.astype(int)).max() > 0  # the path matters
+    for predictor in (
+        Predictor.from_checkpoint(ckpt),
+        Predictor.from_checkpoint(tmp_path / "m.onnx", backend="onnx"),
+    ):
+        assert predictor.crop_size == 4 * INPUT_SIZE
+        np.testing.assert_array_equal(predictor.crop(rgb, box), expected)

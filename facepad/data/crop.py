@@ -74,3 +74,25 @@ def map_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a (2, 3) affine to (N, 2) points."""
     points = np.asarray(points, dtype=np.float64)
     return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def resize_square(array: np.ndarray, size: int) -> np.ndarray:
+    """Resize a square image or map to size x size (area when shrinking, linear when growing).
+
+    The one resize between a stored crop and the model input, used by the Dataset (no
+    augmentation) and the Predictor alike.
+    """
+    import cv2
+
+    if array.shape[0] == size and array.shape[1] == size:
+        return array
+    interp = cv2.INTER_AREA if array.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(array, (size, size), interpolation=interp)
+
+
+def model_input_crop(
+    rgb: np.ndarray, box: Box, scale: float, crop_size: int, input_size: int
+) -> np.ndarray:
+    """The crop a model sees at inference: cut at the prepared store's crop size, then resized to
+    the model input exactly as the Dataset does, so train and serve see the same geometry."""
+    return resize_square(square_crop(rgb, box, scale=scale, size=crop_size), input_size)

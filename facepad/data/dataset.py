@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facepad.data.crop import resize_square
 from facepad.data.store import PreparedStore
 
 
@@ -74,8 +75,8 @@ class StoreDataset(torch.utils.data.Dataset):
                 crop, depth, self.input_size, self.depth_size, self.augment, seed
             )
         else:
-            crop = _resize(crop, self.input_size)
-            depth = _resize(depth, self.depth_size)
+            crop = resize_square(crop, self.input_size)
+            depth = resize_square(depth, self.depth_size)
         # numpy, not torch ops: torch's intra-op threads only contend inside DataLoader workers.
         image = np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32)  # (3, H, W)
         image *= np.float32(1.0 / 255.0)
@@ -96,15 +97,6 @@ def split_columns(store: PreparedStore | str | Path, split: str) -> dict[str, np
     in the same order as `StoreDataset(store, split, ...)` items; evaluation needs them."""
     store = store if isinstance(store, PreparedStore) else PreparedStore(store)
     return store.columns(split)
-
-
-def _resize(array: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    if array.shape[0] == size and array.shape[1] == size:
-        return array
-    interp = cv2.INTER_AREA if array.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(array, (size, size), interpolation=interp)
 
 
 def window_matrix(window: tuple[float, float, float, float], flip: bool, src: int, dst: int):

@@ -17,6 +17,7 @@ from torch import nn
 
 from facepad.infer.onnx_backend import (
     META_CROP_SCALE,
+    META_CROP_SIZE,
     META_INPUT_SIZE,
     META_MODEL_KWARGS,
     META_MODEL_NAME,
@@ -39,13 +40,13 @@ class _ExportGraph(nn.Module):
         return (score, depth) if self.has_depth else score
 
 
-def sample_face_crops(crop_scale: float, input_size: int) -> np.ndarray:
+def sample_face_crops(crop_scale: float, crop_size: int, input_size: int) -> np.ndarray:
     """Real face crops (N, S, S, 3) uint8 from photos shipped in installed packages.
 
     skimage's astronaut and matplotlib's grace_hopper, detected and cropped as in serving; a
     random crop stands in where neither package or no face is available.
     """
-    from facepad.data.crop import square_crop
+    from facepad.data.crop import model_input_crop
     from facepad.data.faces import FaceDetector
 
     photos = []
@@ -66,7 +67,7 @@ def sample_face_crops(crop_scale: float, input_size: int) -> np.ndarray:
         pass
     detector = FaceDetector()
     crops = [
-        square_crop(rgb, d.box, scale=crop_scale, size=input_size)
+        model_input_crop(rgb, d.box, crop_scale, crop_size, input_size)
         for rgb in photos
         for d in detector.detect(rgb)
     ]
@@ -88,6 +89,7 @@ def export_onnx(
     preprocess = ckpt.get("preprocess") or {}
     input_size = int(preprocess.get("input_size", 0))
     crop_scale = float(preprocess.get("crop_scale", 0.0))
+    crop_size = int(preprocess.get("crop_size", input_size))
     if not input_size or not crop_scale:
         raise ValueError(
             f"{checkpoint} has no preprocess {{crop_scale, input_size}}; export a checkpoint "
@@ -121,6 +123,7 @@ def export_onnx(
         META_THRESHOLD: "" if threshold is None else repr(float(threshold)),
         META_CROP_SCALE: repr(crop_scale),
         META_INPUT_SIZE: str(input_size),
+        META_CROP_SIZE: str(crop_size),
         META_MODEL_NAME: str(ckpt["model"]["name"]),
         META_MODEL_KWARGS: json.dumps(ckpt["model"].get("kwargs") or {}),
     }
@@ -131,7 +134,8 @@ def export_onnx(
     onnx.save(proto, str(out))
     summary = {"out": str(out), "opset": opset, "outputs": output_names, **meta}
     if check:
-        summary.update(compare_with_torch(scored, out, sample_face_crops(crop_scale, input_size)))
+        crops = sample_face_crops(crop_scale, crop_size, input_size)
+        summary.update(compare_with_torch(scored, out, crops))
     return summary
 
 

@@ -15,6 +15,7 @@ import numpy as np
 META_THRESHOLD = "facepad.threshold"
 META_CROP_SCALE = "facepad.crop_scale"
 META_INPUT_SIZE = "facepad.input_size"
+META_CROP_SIZE = "facepad.crop_size"
 META_MODEL_NAME = "facepad.model_name"
 META_MODEL_KWARGS = "facepad.model_kwargs"
 
@@ -51,6 +52,7 @@ class OnnxBackend:
         self.threshold = float(threshold) if threshold not in ("", "None", "null") else None
         self.crop_scale = float(meta[META_CROP_SCALE])
         self.input_size = int(meta[META_INPUT_SIZE])
+        self.crop_size = int(meta.get(META_CROP_SIZE, self.input_size))
         self.model_name = meta.get(META_MODEL_NAME, self.path.stem)
         self.model_kwargs = json.loads(meta.get(META_MODEL_KWARGS, "{}"))
         self.input_name = self.session.get_inputs()[0].name

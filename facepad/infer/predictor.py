@@ -56,6 +56,7 @@ class Backend(Protocol):
 
     threshold: float | None
     crop_scale: float
+    crop_size: int  # the prepared store's crop size: crop at it, then resize to input_size
     input_size: int
     model_name: str
 
@@ -114,6 +115,7 @@ class Predictor:
             )
         self.crop_scale = float(backend.crop_scale)
         self.input_size = int(backend.input_size)
+        self.crop_size = int(backend.crop_size)
         self.model_name = backend.model_name
         self._detector = detector
         self._detector_lock = threading.Lock()
@@ -167,10 +169,10 @@ class Predictor:
         return detections
 
     def crop(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """(S, S, 3) uint8 face crop with the checkpoint's crop scale and input size."""
-        from facepad.data.crop import square_crop
+        """(S, S, 3) uint8 face crop made as in training: crop scale, store crop size, resize."""
+        from facepad.data.crop import model_input_crop
 
-        return square_crop(rgb, box, scale=self.crop_scale, size=self.input_size)
+        return model_input_crop(rgb, box, self.crop_scale, self.crop_size, self.input_size)
 
     def score_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """crops (N, S, S, 3) uint8 -> scores (N,), depth (N, h, w) or None; batched."""
@@ -227,5 +229,6 @@ class Predictor:
             "backend": type(self.backend).__name__,
             "threshold": self.threshold,
             "crop_scale": self.crop_scale,
+            "crop_size": self.crop_size,
             "input_size": self.input_size,
         }

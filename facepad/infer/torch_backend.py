@@ -36,6 +36,7 @@ class TorchBackend:
         self.threshold = ckpt.get("threshold")
         self.crop_scale = float(preprocess["crop_scale"])
         self.input_size = int(preprocess["input_size"])
+        self.crop_size = int(preprocess.get("crop_size", self.input_size))
         self.model_name = str(ckpt["model"]["name"])
         self.model_kwargs = dict(ckpt["model"].get("kwargs") or {})
         self.scored = ScoredModel(model).eval()

@@ -54,6 +54,7 @@ def build_datasets(config: Config) -> tuple[Dataset, Dataset, dict]:
             raise ValueError(f"{config.data.store} has no {split!r} samples: re-run prepare")
     preprocess = {
         "crop_scale": float(store.meta.get("crop_scale", 1.3)),
+        "crop_size": store.crop_size,  # inference crops at this size, then resizes to input_size
         "input_size": d.input_size,
         "depth_size": d.depth_size,
     }
