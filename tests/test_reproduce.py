@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from facepad.config import load_config
 from facepad.evaluate import report
 from facepad.evaluate.reproduce import MODELS, Source, Steps, recipe_for, reproduce, table_markdown
 
@@ -156,7 +157,12 @@ def test_recipes_and_store_settings_from_the_checkout():
         pytest.skip("configs/ not in this checkout")
     demo = recipe_for("depth_unet", Source("demo"), "cpu")
     assert demo.name == "demo_cpu.yaml"
-    assert recipe_for("fusion", Source("manifest", "m.csv"), "cpu").name == "nuaa_cpu.yaml"
+    manifest = Source("manifest", "m.csv")
+    assert recipe_for("binary_cnn", manifest, "cpu").name == "nuaa_cpu.yaml"
+    # depth and fusion have their own manifest recipe (a CDC encoder: nuaa_cpu_cdc.yaml)
+    fusion = recipe_for("fusion", manifest, "cpu")
+    assert fusion.name == "nuaa_fusion_cpu.yaml"
+    assert load_config(fusion, []).model.kwargs["theta"] > 0
     assert recipe_for("binary_cnn", Source("celeba", "/x"), "gpu").name == "celeba_intra_gpu.yaml"
     settings = store_settings([demo], Source("demo"))
     assert settings["crop_size"] >= 64 and settings["val_fraction"] == 0.1
