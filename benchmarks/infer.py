@@ -22,11 +22,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 NUAA_DEV = Path(os.environ.get("FACEPAD_NUAA_DEV", REPO.parent / "shared" / "data" / "nuaa-dev"))
-# CPU-sized models: input 128 with map_stride 4 gives the usual 32x32 depth map.
+# The CPU recipe's models (configs/nuaa_cpu.yaml widths): input 128 with map_stride 4 gives a
+# 32x32 depth map. `--paper-widths` times the default (256x256-sized) widths instead.
+RECIPE_WIDTHS = [16, 32, 64, 128]
 MODEL_KWARGS = {
-    "binary_cnn": {},
-    "depth_unet": {"map_stride": 4},
-    "fusion": {"map_stride": 4},
+    "binary_cnn": {"widths": RECIPE_WIDTHS},
+    "depth_unet": {"widths": RECIPE_WIDTHS, "map_stride": 4},
+    "fusion": {"widths": RECIPE_WIDTHS, "map_stride": 4},
 }
 
 
@@ -108,7 +110,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODEL_KWARGS))
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx"])
+    parser.add_argument("--paper-widths", action="store_true", help="default (256-sized) widths")
     args = parser.parse_args()
+    if args.paper_widths:
+        for kwargs in MODEL_KWARGS.values():
+            kwargs.pop("widths")
 
     from facepad.infer.predictor import Predictor
 
