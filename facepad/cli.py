@@ -34,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        # Bad input (a missing file, a malformed dataset, an unknown config key): the message
+        # names the file and the fix; a traceback would only bury it.
+        print(f"facepad {args.command}: error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -532,18 +532,14 @@ def _run(args) -> int:
 
     start = time.perf_counter()
     existed = (Path(args.out) / MARKER).is_file() and not args.overwrite
-    try:
-        out = make_demo_dataset(
-            args.out,
-            seed=args.seed,
-            n_subjects=args.subjects,
-            live_per_subject=args.live,
-            spoof_per_subject=args.spoof,
-            overwrite=args.overwrite,
-        )
-    except (FileExistsError, ValueError) as err:
-        print(f"facepad demo: {err}")
-        return 2
+    out = make_demo_dataset(
+        args.out,
+        seed=args.seed,
+        n_subjects=args.subjects,
+        live_per_subject=args.live,
+        spoof_per_subject=args.spoof,
+        overwrite=args.overwrite,
+    )
     n = sum(1 for p in out.glob("Data/*/*/*/*") if not p.name.endswith("_BB.txt"))
     if existed:
         print(f"{out} already holds this demo set ({n} images): reused")

@@ -22,7 +22,6 @@ import csv
 import hashlib
 import json
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -424,39 +423,33 @@ def register(subparsers) -> None:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from facepad.data.store import StoreError
+    if args.celeba_spoof or args.demo:
+        from facepad.data.celeba_spoof import read_celeba_spoof
 
-    try:
-        if args.celeba_spoof or args.demo:
-            from facepad.data.celeba_spoof import read_celeba_spoof
+        root, name = args.celeba_spoof, "celeba_spoof"
+        if args.demo:
+            from facepad.data.demo import make_demo_dataset
 
-            root, name = args.celeba_spoof, "celeba_spoof"
-            if args.demo:
-                from facepad.data.demo import make_demo_dataset
+            root = make_demo_dataset(Path(args.out) / "source", seed=args.seed)
+            name = "demo"
+        read = read_celeba_spoof(root, args.protocol, args.val_fraction, args.seed)
+    else:
+        from facepad.data.manifest import read_manifest
 
-                root = make_demo_dataset(Path(args.out) / "source", seed=args.seed)
-                name = "demo"
-            read = read_celeba_spoof(root, args.protocol, args.val_fraction, args.seed)
-        else:
-            from facepad.data.manifest import read_manifest
-
-            read = read_manifest(
-                args.manifest, args.val_fraction, args.seed, test_subjects=args.test_subjects
-            )
-            name = Path(args.manifest).resolve().parent.name
-        prepare_store(
-            read,
-            args.out,
-            dataset_name=name,
-            crop_scale=args.crop_scale,
-            crop_size=args.crop_size,
-            depth_size=args.depth_size,
-            workers=args.workers,
-            no_mesh_policy=args.no_mesh_policy,
-            shard_size=args.shard_size,
-            progress=not args.no_progress,
+        read = read_manifest(
+            args.manifest, args.val_fraction, args.seed, test_subjects=args.test_subjects
         )
-    except (ValueError, FileNotFoundError, StoreError) as e:
-        print(f"facepad prepare: error: {e}", file=sys.stderr)
-        return 2
+        name = Path(args.manifest).resolve().parent.name
+    prepare_store(
+        read,
+        args.out,
+        dataset_name=name,
+        crop_scale=args.crop_scale,
+        crop_size=args.crop_size,
+        depth_size=args.depth_size,
+        workers=args.workers,
+        no_mesh_policy=args.no_mesh_policy,
+        shard_size=args.shard_size,
+        progress=not args.no_progress,
+    )
     return 0

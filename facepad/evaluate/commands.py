@@ -68,20 +68,16 @@ def register(subparsers) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     from facepad.evaluate.evaluate import evaluate_checkpoint
 
-    try:
-        result = evaluate_checkpoint(
-            args.checkpoint,
-            args.store,
-            split=args.split,
-            threshold=args.threshold,
-            out_dir=args.out,
-            batch_size=args.batch_size,
-            device=args.device,
-            rule=args.rule,
-        )
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    result = evaluate_checkpoint(
+        args.checkpoint,
+        args.store,
+        split=args.split,
+        threshold=args.threshold,
+        out_dir=args.out,
+        batch_size=args.batch_size,
+        device=args.device,
+        rule=args.rule,
+    )
     print((result.out_dir / "report.md").read_text())
     print(f"wrote {', '.join(str(p) for p in result.files.values())}")
     return 0
@@ -100,18 +96,14 @@ def _reproduce(args: argparse.Namespace) -> int:
         print("error: --test-subjects applies to --manifest only", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    try:
-        reproduce(
-            source,
-            args.out,
-            config_set=args.config_set,
-            models=[m.strip() for m in args.models.split(",") if m.strip()],
-            force=args.force,
-            store_dir=args.store,
-            overrides=args.overrides,
-        )
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    reproduce(
+        source,
+        args.out,
+        config_set=args.config_set,
+        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        force=args.force,
+        store_dir=args.store,
+        overrides=args.overrides,
+    )
     print(f"reproduce finished in {time.perf_counter() - start:.0f} s")
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 
 def register(subparsers) -> None:
@@ -26,20 +25,11 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from facepad.config import ConfigError, load_config
-
-    try:
-        config = load_config(args.config, args.overrides)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    from facepad.config import load_config
     from facepad.train.loop import train
 
-    try:
-        best = train(config, resume=args.resume)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, args.overrides)
+    best = train(config, resume=args.resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
         print(best)
     return 0
