@@ -38,7 +38,22 @@ def _as_rgb(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-class FaceDetector:
+class _MediapipeGraph:
+    """Owns one mediapipe graph (`self._graph`): close it, or use it as a context manager."""
+
+    _graph: object
+
+    def close(self) -> None:
+        self._graph.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FaceDetector(_MediapipeGraph):
     """BlazeFace short range (faces within ~2 m, the selfie/webcam/dataset case)."""
 
     def __init__(self, min_confidence: float = 0.5, model_selection: int = 0):
@@ -70,17 +85,8 @@ class FaceDetector:
                 found.append(Detection((x0, y0, x1 - x0, y1 - y0), float(det.score[0])))
         return sorted(found, key=lambda d: -d.score)
 
-    def close(self) -> None:
-        self._graph.close()
 
-    def __enter__(self) -> FaceDetector:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class FaceMesh:
+class FaceMesh(_MediapipeGraph):
     """468 face landmarks of a (face crop) image; static image mode, no tracking between calls."""
 
     def __init__(self, min_confidence: float = 0.5):
@@ -107,15 +113,6 @@ class FaceMesh:
         # mediapipe's z uses the same scale as x (image width).
         out *= np.array([width, height, width], dtype=np.float32)
         return out[:NUM_LANDMARKS]
-
-    def close(self) -> None:
-        self._graph.close()
-
-    def __enter__(self) -> FaceMesh:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 @functools.cache
