@@ -23,7 +23,7 @@ from facepad.infer.onnx_backend import (
     META_MODEL_NAME,
     META_THRESHOLD,
 )
-from facepad.models.registry import model_from_checkpoint
+from facepad.models.registry import checkpoint_preprocess, model_from_checkpoint
 from facepad.models.score import ScoredModel
 
 
@@ -86,15 +86,9 @@ def export_onnx(
     out = Path(out)
     model, ckpt = model_from_checkpoint(checkpoint)
     model.eval()
-    preprocess = ckpt.get("preprocess") or {}
-    input_size = int(preprocess.get("input_size", 0))
-    crop_scale = float(preprocess.get("crop_scale", 0.0))
-    crop_size = int(preprocess.get("crop_size", input_size))
-    if not input_size or not crop_scale:
-        raise ValueError(
-            f"{checkpoint} has no preprocess {{crop_scale, input_size}}; export a checkpoint "
-            "written by `facepad train`"
-        )
+    preprocess = checkpoint_preprocess(ckpt, str(checkpoint))
+    crop_scale, crop_size = preprocess["crop_scale"], preprocess["crop_size"]
+    input_size = preprocess["input_size"]
     scored = ScoredModel(model).eval()
     dummy = torch.rand(2, 3, input_size, input_size)  # (B, 3, S, S)
     with torch.inference_mode():

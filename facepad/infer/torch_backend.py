@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facepad.models.registry import model_from_checkpoint
+from facepad.models.registry import checkpoint_preprocess, model_from_checkpoint
 from facepad.models.score import ScoredModel
 
 
@@ -27,16 +27,14 @@ class TorchBackend:
                 f"{self.path} is not a loadable facepad checkpoint ({exc}); pass a `best.pt` or "
                 "`last.pt` written by `facepad train`"
             ) from exc
-        preprocess = ckpt.get("preprocess") or {}
-        if "input_size" not in preprocess or "crop_scale" not in preprocess:
-            raise PredictorError(
-                f"{self.path} has no preprocess {{crop_scale, input_size}}; it was not written by "
-                "`facepad train`"
-            )
+        try:
+            preprocess = checkpoint_preprocess(ckpt, str(self.path))
+        except ValueError as exc:
+            raise PredictorError(str(exc)) from exc
         self.threshold = ckpt.get("threshold")
-        self.crop_scale = float(preprocess["crop_scale"])
-        self.input_size = int(preprocess["input_size"])
-        self.crop_size = int(preprocess.get("crop_size", self.input_size))
+        self.crop_scale = preprocess["crop_scale"]
+        self.input_size = preprocess["input_size"]
+        self.crop_size = preprocess["crop_size"]
         self.model_name = str(ckpt["model"]["name"])
         self.model_kwargs = dict(ckpt["model"].get("kwargs") or {})
         self.scored = ScoredModel(model).eval()

@@ -95,6 +95,26 @@ def load_checkpoint_dict(ckpt: str | Path | dict) -> dict:
     return ckpt
 
 
+def checkpoint_preprocess(ckpt: dict, where: str) -> dict:
+    """How inference must crop for a checkpoint: {crop_scale, crop_size, input_size}.
+
+    crop_size is the prepared store's (crop there, then resize to input_size, as the Dataset
+    did); checkpoints older than that key crop straight to input_size.
+    """
+    pre = ckpt.get("preprocess") or {}
+    if not pre.get("input_size") or not pre.get("crop_scale"):
+        raise ValueError(
+            f"{where} has no preprocess {{crop_scale, input_size}}; use a checkpoint written by "
+            "`facepad train`"
+        )
+    input_size = int(pre["input_size"])
+    return {
+        "crop_scale": float(pre["crop_scale"]),
+        "crop_size": int(pre.get("crop_size", input_size)),
+        "input_size": input_size,
+    }
+
+
 def model_from_checkpoint(
     ckpt: str | Path | dict, expect_name: str | None = None
 ) -> tuple[nn.Module, dict]:
