@@ -21,7 +21,10 @@ class DataConfig:
     depth_size: int = 32  # depth map side; must equal input_size / model map_stride
     batch_size: int = 32  # global batch: split over DDP ranks
     workers: int = 0  # DataLoader worker processes per rank
-    augment: bool = True
+    augment: bool = True  # geometry and colour jitter on the train split
+    rotate: float = 0.0  # max crop rotation, degrees (with augment)
+    capture_aug: float = 0.0  # probability scale of camera-side steps: gamma, blur, noise, JPEG...
+    simulated_attacks: float = 0.0  # extra simulated print/replay spoofs, per live train crop
     train_split: str = "train"
     val_split: str = "val"
 

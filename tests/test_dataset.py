@@ -9,7 +9,8 @@ import pytest
 import torch
 from _prepare_helpers import write_store
 
-from facepad.data.dataset import Augment, StoreDataset, augment_pair, split_columns, window_matrix
+from facepad.data.augment import Augment, augment_pair, window_matrix
+from facepad.data.dataset import StoreDataset, split_columns
 from facepad.data.store import PreparedStore
 
 NO_JITTER = dict(brightness=0.0, contrast=0.0, saturation=0.0)
@@ -114,3 +115,49 @@ def test_split_columns_follow_item_order(store):
 def test_empty_split_is_an_error(store):
     with pytest.raises(ValueError, match="split 'test' is empty; splits in this store: train, val"):
         StoreDataset(store, "test", 32, 8)
+
+
+def test_rotation_keeps_depth_aligned():
+    """As above with small rotations on: the rotated image still matches the rotated map."""
+    depth = np.zeros((32, 32), np.float32)
+    depth[6:20, 4:14] = 1.0
+    depth[20:28, 18:30] = 0.5
+    crop = np.repeat(np.kron(depth, np.ones((8, 8)))[:, :, None] * 255, 3, axis=2).astype(np.uint8)
+    aug = Augment(area=(0.7, 1.0), flip=0.5, rotate=15.0, **NO_JITTER)
+    rotated = 0
+    for seed in range(30):
+        image, out = augment_pair(crop, depth, 128, 32, aug, seed)
+        small = image[:, :, 0].reshape(32, 4, 32, 4).mean(axis=(1, 3)) / 255
+        inner = (slice(3, -3), slice(3, -3))
+        assert np.abs(small - out)[inner].mean() < 0.04, seed
+        unrotated, _ = augment_pair(
+            crop, depth, 128, 32, Augment(area=(0.7, 1.0), **NO_JITTER), seed
+        )
+        rotated += not np.array_equal(image, unrotated)
+    assert rotated >= 5  # about half the draws rotate
+
+
+def test_capture_steps_change_the_image_not_its_size_and_repeat_by_seed(store):
+    from facepad.data.augment import capture_steps
+
+    crop = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    outs = [capture_steps(crop, np.random.default_rng(s), p=1.0) for s in range(4)]
+    assert all(o.shape == crop.shape and o.dtype == np.uint8 for o in outs)
+    assert all(np.abs(o.astype(int) - crop).mean() > 2 for o in outs)
+    again = capture_steps(crop, np.random.default_rng(2), p=1.0)
+    np.testing.assert_array_equal(again, outs[2])
+    np.testing.assert_array_equal(capture_steps(crop, np.random.default_rng(0), p=0.0), crop)
+
+
+def test_simulated_attacks_are_extra_spoofs_with_zero_depth(store):
+    aug = Augment(simulated_attacks=1.0)
+    ds = StoreDataset(store, "train", input_size=32, depth_size=8, augment=aug)
+    live = [k for k in range(4) if ds[k]["live"] == 1.0]
+    assert len(ds) == 4 + len(live) == 6  # one simulated spoof per live crop
+    for k in (4, 5):
+        item = ds[k]
+        assert item["live"].item() == 0.0 and not item["depth"].any()
+        assert item["idx"] in (1, 3)  # drawn from the live crops
+    plain = StoreDataset(store, "train", input_size=32, depth_size=8, augment=True)
+    assert len(plain) == 4
+    assert len(StoreDataset(store, "val", input_size=32, depth_size=8, augment=False)) == 2

@@ -1,8 +1,9 @@
 """Torch dataset over a prepared store, with numpy/cv2 augmentation (no torchvision).
 
-Augmentation draws one geometric transform (mild random resized crop + horizontal flip) in
-normalised crop coordinates and applies it to the image AND its depth map, so the target stays
-aligned with the face; colour jitter (brightness, contrast, saturation) touches the image only.
+Augmentation (facepad.data.augment) moves the image and its depth map together, so the target
+stays on the face; colour and capture-side steps touch the image only. With
+`Augment.simulated_attacks > 0` the training split also holds that many extra items per live crop:
+a random live crop re-rendered as a print or replay, labelled spoof with an all-zero depth map.
 Random draws come from torch's generator, which DataLoader seeds differently per worker and epoch.
 The store opens its files lazily in each process, so this is safe with DataLoader workers and
 torchrun.
@@ -10,31 +11,19 @@ torchrun.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from facepad.data.augment import Augment, augment_pair, simulate_attack
 from facepad.data.crop import resize_square
 from facepad.data.store import PreparedStore
 
 
-@dataclass(frozen=True)
-class Augment:
-    """Ranges of the random transforms; the defaults are mild on purpose (faces are pre-cropped)."""
-
-    area: tuple[float, float] = (0.75, 1.0)  # share of the crop kept
-    aspect: tuple[float, float] = (0.9, 1.1)  # width / height of the kept window
-    flip: float = 0.5
-    brightness: float = 0.2  # factor in [1 - b, 1 + b]
-    contrast: float = 0.2
-    saturation: float = 0.2
-
-
 class StoreDataset(torch.utils.data.Dataset):
     """Items: `image` (3, H, W) float32 RGB in [0, 1], `live` float32 scalar, `depth` (1, d, d)
-    float32 in [0, 1], `idx` int (the store index)."""
+    float32 in [0, 1], `idx` int (the store index; for a simulated spoof, its live source's)."""
 
     def __init__(
         self,
@@ -55,6 +44,9 @@ class StoreDataset(torch.utils.data.Dataset):
         self.input_size = int(input_size)
         self.depth_size = int(depth_size)
         self.augment = Augment() if augment is True else (augment or None)
+        self.live_indices = [i for i in self.indices if self.store.index[i]["label"] == "live"]
+        share = self.augment.simulated_attacks if self.augment is not None else 0.0
+        self.n_simulated = round(share * len(self.live_indices))
         # cv2 single-threaded here, before DataLoader forks: the workers are the parallelism, and
         # calling cv2.setNumThreads inside a forked worker can deadlock on the parent's pool
         # (seen: a worker stuck in pthread_cond_destroy).
@@ -63,17 +55,22 @@ class StoreDataset(torch.utils.data.Dataset):
         cv2.setNumThreads(1)
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.indices) + self.n_simulated
 
     def __getitem__(self, k: int) -> dict:
-        i = self.indices[k]
+        simulated = k >= len(self.indices)
+        seed = int(torch.randint(0, 2**31 - 1, ()).item()) if self.augment is not None else 0
+        # a simulated spoof starts from any live crop, drawn afresh each time the item is read
+        i = self.live_indices[seed % len(self.live_indices)] if simulated else self.indices[k]
         crop = self.store.read_crop(i)  # (S, S, 3) uint8
         depth = self.store.read_depth(i)  # (D, D) float32
         if self.augment is not None:
-            seed = int(torch.randint(0, 2**31 - 1, ()).item())
             crop, depth = augment_pair(
                 crop, depth, self.input_size, self.depth_size, self.augment, seed
             )
+            if simulated:
+                crop = simulate_attack(crop, np.random.default_rng(seed + 1))
+                depth = np.zeros_like(depth)
         else:
             crop = resize_square(crop, self.input_size)
             depth = resize_square(depth, self.depth_size)
@@ -82,7 +79,9 @@ class StoreDataset(torch.utils.data.Dataset):
         image *= np.float32(1.0 / 255.0)
         return {
             "image": torch.from_numpy(image),
-            "live": torch.tensor(1.0 if self.store.index[i]["label"] == "live" else 0.0),
+            "live": torch.tensor(
+                0.0 if simulated or self.store.index[i]["label"] != "live" else 1.0
+            ),
             "depth": torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None],
             "idx": i,
         }
@@ -97,61 +96,3 @@ def split_columns(store: PreparedStore | str | Path, split: str) -> dict[str, np
     in the same order as `StoreDataset(store, split, ...)` items; evaluation needs them."""
     store = store if isinstance(store, PreparedStore) else PreparedStore(store)
     return store.columns(split)
-
-
-def window_matrix(window: tuple[float, float, float, float], flip: bool, src: int, dst: int):
-    """(2, 3) affine taking src-pixel coordinates of a window (u0, v0, w, h), given as fractions
-    of the square, to a dst x dst image; the same window gives aligned image and depth."""
-    u0, v0, w, h = window
-    sx, sy = dst / (w * src), dst / (h * src)
-    # pixel centre x -> fraction (x + 0.5) / src -> window fraction -> dst pixel centre
-    ax, bx = sx, sx * (0.5 - u0 * src) - 0.5
-    if flip:
-        ax, bx = -sx, dst - 1 - bx
-    ay, by = sy, sy * (0.5 - v0 * src) - 0.5
-    return np.array([[ax, 0.0, bx], [0.0, ay, by]], dtype=np.float64)
-
-
-def augment_pair(
-    crop: np.ndarray,
-    depth: np.ndarray,
-    input_size: int,
-    depth_size: int,
-    aug: Augment,
-    seed: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Random resized crop + flip of crop (S, S, 3) and depth (D, D) together; colour jitter."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    area = rng.uniform(*aug.area)
-    aspect = np.exp(rng.uniform(np.log(aug.aspect[0]), np.log(aug.aspect[1])))
-    w, h = min(1.0, np.sqrt(area * aspect)), min(1.0, np.sqrt(area / aspect))
-    u0, v0 = rng.uniform(0.0, 1.0 - w), rng.uniform(0.0, 1.0 - h)
-    flip = bool(rng.random() < aug.flip)
-    # The image window snaps to whole crop pixels, so a slice + cv2.resize does the image
-    # (several times faster than warpAffine); the depth map takes the same snapped window.
-    size = crop.shape[0]
-    cw, ch = max(1, round(w * size)), max(1, round(h * size))
-    x0, y0 = min(round(u0 * size), size - cw), min(round(v0 * size), size - ch)
-    window = (x0 / size, y0 / size, cw / size, ch / size)
-    interp = cv2.INTER_AREA if min(cw, ch) > 1.5 * input_size else cv2.INTER_LINEAR
-    image = cv2.resize(crop[y0 : y0 + ch, x0 : x0 + cw], (input_size, input_size),
-                       interpolation=interp)  # fmt: skip
-    if flip:
-        image = cv2.flip(image, 1)
-    m_dep = window_matrix(window, flip, depth.shape[0], depth_size)
-    depth = cv2.warpAffine(depth, m_dep, (depth_size, depth_size), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-
-    b = rng.uniform(1 - aug.brightness, 1 + aug.brightness)
-    c = rng.uniform(1 - aug.contrast, 1 + aug.contrast)
-    s = rng.uniform(1 - aug.saturation, 1 + aug.saturation)
-    # Brightness, then contrast around the mean grey, then saturation towards each pixel's grey,
-    # folded into one 3x4 colour matrix: out = s*c*b*I + (1-s)*c*b*grey(I) + (1-c)*b*mean_grey.
-    weights = np.array([0.299, 0.587, 0.114])
-    mean_grey = float(np.dot(cv2.mean(image)[:3], weights))
-    matrix = np.zeros((3, 4))
-    matrix[:, :3] = (1 - s) * c * b * weights[None, :] + s * c * b * np.eye(3)
-    matrix[:, 3] = (1 - c) * b * mean_grey
-    return cv2.transform(image, matrix), depth  # uint8, saturated

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facepad.data.media import add_border, print_medium, screen_medium
 from facepad.data.records import CELEBA_SPOOF_TYPES
 
 if TYPE_CHECKING:  # numpy is imported inside functions: `facepad --help` stays fast
@@ -218,73 +219,6 @@ def _place(medium, mask, background, rng, cover):
     return out, m
 
 
-# --- media ---------------------------------------------------------------------------------------
-
-
-def _halftone(img: np.ndarray, rng) -> np.ndarray:
-    """Multiply by a rotated dot screen: the print's halftone, weak or strong."""
-    import numpy as np
-
-    h, w = img.shape[:2]
-    period, angle = rng.uniform(2.5, 5.0), rng.uniform(0, np.pi / 2)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    u = (xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period
-    v = (-xx * np.sin(angle) + yy * np.cos(angle)) * 2 * np.pi / period
-    dots = 0.5 + 0.25 * (np.cos(u) + np.cos(v))  # (H, W) in [0, 1]
-    amount = rng.uniform(0.04, 0.25)
-    return img * (1 - amount * dots[:, :, None])
-
-
-def _print(img: np.ndarray, rng) -> np.ndarray:
-    """Paper print: faded, desaturated, yellowish, halftone dots and paper grain."""
-    import cv2
-    import numpy as np
-
-    f = img.astype(np.float32)
-    grey = f.mean(axis=2, keepdims=True)
-    f = grey + (f - grey) * rng.uniform(0.4, 0.85)
-    black, white = rng.uniform(15, 45), rng.uniform(215, 245)
-    f = black + f * (white - black) / 255
-    f = f * np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.86, 0.97)], np.float32)
-    f = _halftone(f, rng)
-    grain = cv2.GaussianBlur(rng.normal(0, 1, f.shape[:2]).astype(np.float32), (0, 0), 1.5)
-    return f + grain[:, :, None] * rng.uniform(2, 7)
-
-
-def _screen(img: np.ndarray, rng) -> np.ndarray:
-    """Screen replay: gamma and blue cast, RGB sub-pixel stripes and a moire wave."""
-    import numpy as np
-
-    h, w = img.shape[:2]
-    f = 255 * (img.astype(np.float32) / 255) ** rng.uniform(0.6, 1.0)
-    f = f * np.array([rng.uniform(0.85, 1.0), rng.uniform(0.92, 1.0), 1.0], np.float32)
-    pitch = int(rng.integers(3, 5))
-    stripes = np.ones((1, w, 3), np.float32) * (1 - rng.uniform(0.05, 0.3))
-    for c in range(3):
-        stripes[0, c::pitch, c] = 1.0
-    rows = np.ones((h, 1, 1), np.float32)
-    rows[::pitch] = 1 - rng.uniform(0.05, 0.25)  # dark gaps between pixel rows
-    f = f * stripes * rows
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    angle, period = rng.uniform(0, np.pi), rng.uniform(5, 25)
-    wave = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)
-    f = f * (1 + rng.uniform(0.02, 0.1) * wave[:, :, None])
-    return f + rng.uniform(5, 25)  # a screen glows: black is never black
-
-
-def _border(f, mask, margin_x, margin_y, colour):
-    """Pad image and mask by a frame of `colour` (a photo's white border, a screen's bezel)."""
-    import numpy as np
-
-    h, w = f.shape[:2]
-    out = np.empty((h + 2 * margin_y, w + 2 * margin_x, 3), np.float32)
-    out[:] = colour
-    out[margin_y : margin_y + h, margin_x : margin_x + w] = f
-    m = np.ones(out.shape[:2], np.float32)
-    m[margin_y : margin_y + h, margin_x : margin_x + w] = mask
-    return out, m
-
-
 def _spoof_medium(src: Source, spoof_type: int, rng):
     """The attack instrument: image (h, w, 3) float, alpha (h, w), matrix scene -> medium, cover."""
     import cv2
@@ -297,21 +231,21 @@ def _spoof_medium(src: Source, spoof_type: int, rng):
     img, m = _frame(src, rng, (mw, mh), face)
     mask = np.ones((mh, mw), np.float32)
     shift = np.eye(3)
-    f = _print(img, rng) if spoof_type <= 6 else _screen(img, rng)
+    f = print_medium(img, rng) if spoof_type <= 6 else screen_medium(img, rng)
     corners = _map_box(m, src.box)
     (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
     cx, cy, fw, fh = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
 
     if name == "photo":
         margin = int(rng.uniform(0.03, 0.1) * mw)
-        f, mask = _border(f, mask, margin, margin, rng.uniform(225, 250))
+        f, mask = add_border(f, mask, margin, margin, rng.uniform(225, 250))
         shift[:2, 2] = margin
         cover = rng.uniform(0.55, 0.85)
     elif name == "poster":
         cover = rng.uniform(0.9, 1.3)  # often fills the frame: no edge to see
     elif name == "A4":
         mx, my = int(rng.uniform(0.1, 0.2) * mw), int(rng.uniform(0.05, 0.15) * mh)
-        f, mask = _border(f, mask, mx, my, rng.uniform(225, 250))
+        f, mask = add_border(f, mask, mx, my, rng.uniform(225, 250))
         f = np.concatenate([f, np.full((mh // 2, f.shape[1], 3), f[0, 0], np.float32)])
         mask = np.concatenate([mask, np.ones((mh // 2, mask.shape[1]), np.float32)])
         shift[:2, 2] = (mx, my)
@@ -339,7 +273,7 @@ def _spoof_medium(src: Source, spoof_type: int, rng):
     else:  # replay: a bezel around the screen
         frac = {"PC": 0.03, "pad": 0.06, "phone": 0.1}[name]
         margin = max(2, int(rng.uniform(0.5, 1.5) * frac * mw))
-        f, mask = _border(f, mask, margin, margin, rng.uniform(5, 40))
+        f, mask = add_border(f, mask, margin, margin, rng.uniform(5, 40))
         shift[:2, 2] = margin
         cover = {"PC": rng.uniform(0.9, 1.3), "pad": rng.uniform(0.7, 1.0)}.get(
             name, rng.uniform(0.5, 0.8)

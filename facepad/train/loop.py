@@ -40,6 +40,7 @@ METRIC_COLUMNS = [
 
 def build_datasets(config: Config) -> tuple[Dataset, Dataset, dict]:
     """(train set, val set, preprocess dict) from the prepared store named in the config."""
+    from facepad.data.augment import training_augment
     from facepad.data.dataset import StoreDataset
     from facepad.data.store import PreparedStore
 
@@ -47,7 +48,8 @@ def build_datasets(config: Config) -> tuple[Dataset, Dataset, dict]:
         raise ValueError("data.store is empty: set it to a `facepad prepare` output folder")
     store = PreparedStore(config.data.store)
     d = config.data
-    train_set = StoreDataset(store, d.train_split, d.input_size, d.depth_size, augment=d.augment)
+    augment = training_augment(d)
+    train_set = StoreDataset(store, d.train_split, d.input_size, d.depth_size, augment=augment)
     val_set = StoreDataset(store, d.val_split, d.input_size, d.depth_size, augment=False)
     for split, ds in ((d.train_split, train_set), (d.val_split, val_set)):
         if len(ds) == 0:
