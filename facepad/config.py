@@ -40,6 +40,7 @@ class LossConfig:
     binary_weight: float = 1.0  # BCE on the logit (binary_cnn, fusion)
     depth_weight: float = 1.0  # depth MSE (depth_unet, fusion)
     contrastive_weight: float = 0.0  # contrastive depth loss, relative to the depth MSE
+    label_smoothing: float = 0.0  # BCE targets 1 - s/2 and s/2 instead of 1 and 0
 
 
 @dataclass

@@ -229,3 +229,15 @@ def test_cdc_channels_last_backward_does_not_crash():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-500:]
+
+
+def test_label_smoothing_moves_bce_targets_towards_one_half():
+    logit = torch.tensor([20.0, -20.0])  # confident and right
+    batch = {"live": torch.tensor([1.0, 0.0])}
+    plain = PadLoss(label_smoothing=0.0)({"logit": logit}, batch)["bce"]
+    smooth = PadLoss(label_smoothing=0.2)({"logit": logit}, batch)["bce"]
+    assert plain < 1e-6 and smooth > 1.0  # smoothed targets 0.9 / 0.1 punish overconfidence
+    best = PadLoss(label_smoothing=0.2)({"logit": torch.logit(torch.tensor([0.9, 0.1]))}, batch)
+    assert best["bce"] < smooth
+    with pytest.raises(ValueError, match="label_smoothing"):
+        PadLoss(label_smoothing=1.0)

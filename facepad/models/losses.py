@@ -38,16 +38,25 @@ class ContrastiveDepthLoss(nn.Module):
 class PadLoss(nn.Module):
     """One loss for every model: each term applies when the model outputs its key.
 
-    logit -> binary_weight * BCE-with-logits(logit, live);
+    logit -> binary_weight * BCE-with-logits(logit, live), targets smoothed towards 0.5 by
+             label_smoothing (a binary head otherwise drives its logits to extremes on the
+             training subjects, and its scores stop ranking new ones);
     depth -> depth_weight * (MSE(depth, target) + contrastive_weight * contrastive depth loss).
     Spoof targets are all-zero maps (the dataset gives them). Returns a dict of the terms and
     their weighted sum under "loss".
     """
 
     def __init__(
-        self, binary_weight: float = 1.0, depth_weight: float = 1.0, contrastive_weight: float = 0.0
+        self,
+        binary_weight: float = 1.0,
+        depth_weight: float = 1.0,
+        contrastive_weight: float = 0.0,
+        label_smoothing: float = 0.0,
     ):
         super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
         self.binary_weight = binary_weight
         self.depth_weight = depth_weight
         self.contrastive_weight = contrastive_weight
@@ -60,7 +69,8 @@ class PadLoss(nn.Module):
         total = None
         if "logit" in outputs:
             logit = outputs["logit"].float()  # (B,)
-            terms["bce"] = F.binary_cross_entropy_with_logits(logit, batch["live"].float())
+            target = batch["live"].float() * (1 - self.label_smoothing) + self.label_smoothing / 2
+            terms["bce"] = F.binary_cross_entropy_with_logits(logit, target)
             total = self.binary_weight * terms["bce"]
         if "depth" in outputs:
             pred = outputs["depth"].float()  # (B, 1, h, w)
