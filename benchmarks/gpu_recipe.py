@@ -54,7 +54,8 @@ def write_synthetic_store(root: Path, n_train: int, n_val: int, size: int = 256,
                          len(blobs), len(jpeg)])  # fmt: skip
             blobs += jpeg
         (root / "shards" / f"{shard // SHARD:05d}.bin").write_bytes(bytes(blobs))
-        np.save(root / "shards" / f"{shard // SHARD:05d}.depth.npy", np.stack(maps).astype(np.uint8))
+        depth_file = root / "shards" / f"{shard // SHARD:05d}.depth.npy"
+        np.save(depth_file, np.stack(maps).astype(np.uint8))
     with open(root / "index.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["idx", "split", "path", "label", "attack_type", "subject", "shard",
@@ -114,7 +115,8 @@ def main() -> None:
     out = Path(args.out)
     started = time.perf_counter()
     store = write_synthetic_store(out / "store", args.train, args.val)
-    print(f"synthetic store: {args.train} + {args.val} samples in {time.perf_counter() - started:.0f} s")
+    seconds = time.perf_counter() - started
+    print(f"synthetic store: {args.train} + {args.val} samples in {seconds:.0f} s")
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     rows = []
     for name in args.models:
@@ -139,7 +141,10 @@ def main() -> None:
           "| peak GPU GiB | wall s |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.0f} | {r[4]:.0f} | {r[5]:.2f} | {r[6]:.0f} |")
+        name, first, last, loop_rate, step_rate, peak, wall = r
+        cells = [name, f"{first:.1f}", f"{last:.1f}", f"{loop_rate:.0f}", f"{step_rate:.0f}",
+                 f"{peak:.2f}", f"{wall:.0f}"]  # fmt: skip
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
