@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facepad.evaluate import metrics, plots, report
+from facepad import metrics
+from facepad.evaluate import plots, report
 
 # Columns of the store's index.csv that are bookkeeping, not sample attributes.
 _STORE_COLUMNS = {"idx", "split", "path", "label", "attack_type", "subject", "shard", "offset"}

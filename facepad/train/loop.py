@@ -132,7 +132,7 @@ def evaluate(
     model: nn.Module, loader: DataLoader, loss_fn: PadLoss, device: torch.device, config: Config
 ) -> dict:
     """Val loss, EER and its threshold, ACER at that threshold, AUC."""
-    from facepad.evaluate.metrics import OneClassError, eer, error_rates, roc_auc
+    from facepad.metrics import OneClassError, eer, error_rates, roc_auc
 
     model.eval()
     scores, live, losses, weights = [], [], [], []
