@@ -23,7 +23,7 @@ from facepad.models.losses import PadLoss
 from facepad.models.registry import create_model
 from facepad.models.score import score_outputs
 from facepad.train import distributed as fdist
-from facepad.train.checkpoint import (
+from facepad.models.checkpoint import (
     CHECKPOINT_FORMAT_VERSION,
     load_checkpoint,
     rng_state,
