@@ -14,8 +14,8 @@ from _train_helpers import SyntheticPad, small_config, synthetic_datasets
 from facepad.cli import main as cli_main
 from facepad.config import ConfigError, config_from_dict, config_to_dict, load_config
 from facepad.models import model_from_checkpoint, score_outputs
-from facepad.train import loop
 from facepad.models.checkpoint import load_checkpoint
+from facepad.train import loop
 
 REPO = Path(__file__).resolve().parents[1]
 CKPT_KEYS = {

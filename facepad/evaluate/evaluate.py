@@ -143,7 +143,7 @@ def evaluate_checkpoint(
     """
     from facepad.data.dataset import StoreDataset
     from facepad.data.store import PreparedStore
-    from facepad.models.registry import model_from_checkpoint
+    from facepad.models.checkpoint import model_from_checkpoint
     from facepad.models.score import ScoredModel
 
     checkpoint = Path(checkpoint)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from facepad.infer.backend import PredictorError
-from facepad.models.registry import checkpoint_preprocess, model_from_checkpoint
+from facepad.models.checkpoint import checkpoint_preprocess, model_from_checkpoint
 from facepad.models.score import ScoredModel
 
 

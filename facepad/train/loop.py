@@ -19,10 +19,6 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from facepad.config import Config, config_to_dict, save_config
-from facepad.models.losses import PadLoss
-from facepad.models.registry import create_model
-from facepad.models.score import score_outputs
-from facepad.train import distributed as fdist
 from facepad.models.checkpoint import (
     CHECKPOINT_FORMAT_VERSION,
     load_checkpoint,
@@ -30,6 +26,10 @@ from facepad.models.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from facepad.models.losses import PadLoss
+from facepad.models.registry import create_model
+from facepad.models.score import score_outputs
+from facepad.train import distributed as fdist
 
 DEPTH_MODELS = ("depth_unet", "fusion")
 METRIC_COLUMNS = [
