@@ -13,7 +13,8 @@ import sys
 COMMAND_MODULES = (
     "facepad.data.commands",  # prepare, demo
     "facepad.train.commands",  # train
-    "facepad.evaluate.commands",  # evaluate, reproduce
+    "facepad.evaluate.commands",  # evaluate
+    "facepad.experiments.commands",  # reproduce
     "facepad.infer.commands",  # predict, export
     "facepad.serve.commands",  # serve
 )

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from facepad.evaluate import metrics as M
+from facepad import metrics as M
 
 # Hand-counted fixture: 4 live, 6 attacks (3 print, 3 replay), threshold 0.5 (accept >= 0.5).
 SCORES = [0.9, 0.8, 0.5, 0.2, 0.7, 0.5, 0.1, 0.3, 0.2, 0.0]

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from facepad.models import create_model, list_models, model_from_checkpoint, score_outputs
+from facepad.models.checkpoint import CHECKPOINT_FORMAT_VERSION
 from facepad.models.layers import CDConv2d
 from facepad.models.losses import ContrastiveDepthLoss, PadLoss
-from facepad.models.registry import CHECKPOINT_FORMAT_VERSION
 
 SMALL = {
     "binary_cnn": {"widths": [8, 16]},

@@ -11,7 +11,14 @@ import pytest
 
 from facepad.config import load_config
 from facepad.evaluate import report
-from facepad.evaluate.reproduce import MODELS, Source, Steps, recipe_for, reproduce, table_markdown
+from facepad.experiments.reproduce import (
+    MODELS,
+    Source,
+    Steps,
+    recipe_for,
+    reproduce,
+    table_markdown,
+)
 
 # Per model: how far apart the fake live and attack scores are (depth better than binary).
 SEPARATION = {"binary_cnn": 0.2, "depth_unet": 0.45, "fusion": 0.5}
@@ -136,10 +143,13 @@ def test_table_markdown_says_which_apcer():
 def test_cli_parses_reproduce_and_evaluate():
     import argparse
 
-    from facepad.evaluate.commands import register
+    from facepad.evaluate import commands as evaluate_commands
+    from facepad.experiments import commands as experiment_commands
 
     parser = argparse.ArgumentParser(prog="facepad")
-    register(parser.add_subparsers(dest="command", required=True))
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    evaluate_commands.register(subparsers)
+    experiment_commands.register(subparsers)
     args = parser.parse_args(
         ["reproduce", "--manifest", "m.csv", "--test-subjects", "0007", "0008", "--out", "r"]
     )
@@ -151,7 +161,7 @@ def test_cli_parses_reproduce_and_evaluate():
 
 
 def test_recipes_and_store_settings_from_the_checkout():
-    from facepad.evaluate.reproduce import config_dirs, store_settings
+    from facepad.experiments.reproduce import config_dirs, store_settings
 
     if not (config_dirs()[0] / "demo_cpu.yaml").is_file():
         pytest.skip("configs/ not in this checkout")

@@ -14,8 +14,8 @@ from _train_helpers import SyntheticPad, small_config, synthetic_datasets
 from facepad.cli import main as cli_main
 from facepad.config import ConfigError, config_from_dict, config_to_dict, load_config
 from facepad.models import model_from_checkpoint, score_outputs
+from facepad.models.checkpoint import load_checkpoint
 from facepad.train import loop
-from facepad.train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 CKPT_KEYS = {
@@ -165,7 +165,7 @@ def test_early_stopping(tmp_path, monkeypatch):
         "val_loss": 0.5, "val_apcer": 0.1, "val_bpcer": 0.1, "val_acer": 0.1, "val_auc": 0.9,
         "val_eer": 0.1, "threshold": 0.5,
     }  # fmt: skip
-    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: dict(flat))
+    monkeypatch.setattr(loop, "validate", lambda *args, **kwargs: dict(flat))
     config = small_config(tmp_path, "binary_cnn", "train.epochs=6", "train.early_stop_patience=2")
     loop.train(config, datasets=synthetic_datasets())
     assert len(read_metrics(tmp_path / "binary_cnn")) == 3

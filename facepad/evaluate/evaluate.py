@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facepad.evaluate import metrics, plots, report
+from facepad import metrics
+from facepad.evaluate import plots, report
 
 # Columns of the store's index.csv that are bookkeeping, not sample attributes.
 _STORE_COLUMNS = {"idx", "split", "path", "label", "attack_type", "subject", "shard", "offset"}
@@ -142,7 +143,7 @@ def evaluate_checkpoint(
     """
     from facepad.data.dataset import StoreDataset
     from facepad.data.store import PreparedStore
-    from facepad.models.registry import model_from_checkpoint
+    from facepad.models.checkpoint import model_from_checkpoint
     from facepad.models.score import ScoredModel
 
     checkpoint = Path(checkpoint)

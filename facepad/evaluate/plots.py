@@ -12,7 +12,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from facepad.evaluate import metrics
+from facepad import metrics
 
 Curves = Mapping[str, tuple[np.ndarray, np.ndarray]]  # name -> (scores, is_live)
 

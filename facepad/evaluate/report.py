@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepad.evaluate import metrics
+from facepad import metrics
 
 BASE_COLUMNS = ("idx", "path", "subject", "label", "attack_type")
 # Attributes never worth a breakdown: file pointers, checksums, ids that duplicate attack_type.

@@ -23,7 +23,7 @@ from facepad.infer.onnx_backend import (
     META_MODEL_NAME,
     META_THRESHOLD,
 )
-from facepad.models.registry import checkpoint_preprocess, model_from_checkpoint
+from facepad.models.checkpoint import checkpoint_preprocess, model_from_checkpoint
 from facepad.models.score import ScoredModel
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facepad.infer.backend import PredictorError
+
 # metadata_props keys written by facepad.infer.export and read here.
 META_THRESHOLD = "facepad.threshold"
 META_CROP_SCALE = "facepad.crop_scale"
@@ -25,8 +27,6 @@ class OnnxBackend:
 
     def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime as ort
-
-        from facepad.infer.predictor import PredictorError
 
         self.path = Path(path)
         options = ort.SessionOptions()

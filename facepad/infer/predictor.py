@@ -11,16 +11,16 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from facepad.infer.backend import Backend, PredictorError
+
+__all__ = ["Backend", "FacePrediction", "Predictor", "PredictorError"]
+
 DEFAULT_THRESHOLD = 0.5
 BATCH_SIZE = 32
-
-
-class PredictorError(ValueError):
-    """A model file or input that cannot be used; the message names it and says how to fix it."""
 
 
 @dataclass
@@ -49,20 +49,6 @@ class FacePrediction:
         if with_depth and self.depth is not None:
             out["depth"] = np.round(self.depth, 3).tolist()
         return out
-
-
-class Backend(Protocol):
-    """What the Predictor needs from a model: scores for a batch of face crops, and its metadata."""
-
-    threshold: float | None
-    crop_scale: float
-    crop_size: int  # the prepared store's crop size: crop at it, then resize to input_size
-    input_size: int
-    model_name: str
-
-    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """images (N, 3, S, S) float32 RGB in [0, 1] -> scores (N,), depth (N, 1, h, w) or None."""
-        ...
 
 
 def _to_rgb(image: Any) -> np.ndarray:

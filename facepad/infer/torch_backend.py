@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facepad.models.registry import checkpoint_preprocess, model_from_checkpoint
+from facepad.infer.backend import PredictorError
+from facepad.models.checkpoint import checkpoint_preprocess, model_from_checkpoint
 from facepad.models.score import ScoredModel
 
 
@@ -15,8 +16,6 @@ class TorchBackend:
     """Scores face crops with a facepad checkpoint, exactly as evaluation does (ScoredModel)."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        from facepad.infer.predictor import PredictorError
-
         self.path = Path(path)
         if threads:
             torch.set_num_threads(int(threads))

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -80,8 +81,24 @@ def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     return t.tolist()
 
 
+def all_gather_array(values: np.ndarray, info: DistInfo) -> np.ndarray:
+    """Every rank's 1-D array joined in rank order, on every rank (val scores and labels).
+
+    Ranks may hold different lengths (an uneven val split), so this goes through objects.
+    """
+    if not info.distributed:
+        return values
+    parts: list[Any] = [None] * info.world_size
+    dist.all_gather_object(parts, values)
+    return np.concatenate(parts)
+
+
 def cleanup(info: DistInfo) -> None:
-    """Barrier first: without it a rank sometimes aborts at exit (gloo)."""
+    """Leave the process group after a run that succeeded on every rank.
+
+    Barrier first: without it a rank sometimes aborts at exit (gloo). Never call this after an
+    error: the other ranks may be inside a collective and the barrier would hang.
+    """
     if info.distributed and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

@@ -1,8 +1,10 @@
 """The training loop: one path for a single process and for torchrun DDP.
 
-train(config) builds data, model, optimiser; each epoch trains, validates on the val split
-(loss, ACER at the val EER threshold, AUC), writes last.pt, and best.pt when val ACER improves
-(ties: lower val loss). Rank 0 alone logs and saves. --resume continues from last.pt.
+`train(config)` sets a run up (`setup_run`: data, model, optimiser, --resume from last.pt), then
+each epoch trains (`train_one_epoch`), validates on the val split sharded over the ranks
+(`validate`: loss, ACER at the val EER threshold, AUC, from every rank's scores, as one process
+would compute them) and writes last.pt, and best.pt when val ACER improves (ties: lower val loss)
+(`validate_and_checkpoint`). Rank 0 alone logs and saves.
 """
 
 from __future__ import annotations
@@ -11,25 +13,27 @@ import contextlib
 import csv
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from facepad.config import Config, config_to_dict, save_config
+from facepad.metrics import OneClassError, eer, error_rates, roc_auc
+from facepad.models.checkpoint import (
+    build_checkpoint,
+    load_checkpoint,
+    restore_training_state,
+    save_checkpoint,
+)
 from facepad.models.losses import PadLoss
 from facepad.models.registry import create_model
 from facepad.models.score import score_outputs
 from facepad.train import distributed as fdist
-from facepad.train.checkpoint import (
-    CHECKPOINT_FORMAT_VERSION,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
 
 DEPTH_MODELS = ("depth_unet", "fusion")
 METRIC_COLUMNS = [
@@ -129,40 +133,62 @@ def _to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
     return out
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, loader: DataLoader, loss_fn: PadLoss, device: torch.device, config: Config
-) -> dict:
-    """Val loss, EER and its threshold, ACER at that threshold, AUC."""
-    from facepad.evaluate.metrics import OneClassError, eer, error_rates, roc_auc
+def val_loader_for(val_set: Dataset, batch_size: int, workers: int, info: fdist.DistInfo):
+    """This rank's contiguous share of the val set (no padding, no sample twice), in batches."""
+    share = np.array_split(np.arange(len(val_set)), info.world_size)[info.rank]
+    return DataLoader(Subset(val_set, share.tolist()), batch_size=batch_size, num_workers=workers)
 
+
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: PadLoss,
+    device: torch.device,
+    config: Config,
+    info: fdist.DistInfo | None = None,
+) -> dict:
+    """Val loss, EER and its threshold, ACER at that threshold, AUC.
+
+    Every rank scores its share (`val_loader_for`); the scores and labels of all ranks are
+    gathered, so the figures are those of one process scoring the whole split. `threshold` is
+    None when the split holds one class: nothing can be calibrated.
+    """
+    info = info or fdist.DistInfo()
     model.eval()
-    scores, live, losses, weights = [], [], [], []
+    scores, live, loss_sum, seen = [], [], 0.0, 0
     for batch in loader:
         batch = _to_device(batch, device, config.train.channels_last)
         with autocast(device, config.train.amp):
             outputs = model(batch["image"])
-        losses.append(float(loss_fn(outputs, batch)["loss"]))
-        weights.append(len(batch["live"]))
-        scores.append(score_outputs(model, outputs).float().cpu())
-        live.append(batch["live"].cpu() > 0.5)
+        n = len(batch["live"])
+        loss_sum += float(loss_fn(outputs, batch)["loss"]) * n  # the batch mean, weighted
+        seen += n
+        scores.append(score_outputs(model, outputs).float().cpu().numpy())
+        live.append(batch["live"].cpu().numpy() > 0.5)
     model.train()
-    s, y = torch.cat(scores).numpy(), torch.cat(live).numpy()
-    result = {"val_loss": float(np.average(losses, weights=weights))}
+    loss_sum, seen = fdist.all_reduce_sum([loss_sum, seen], info)
+    s = fdist.all_gather_array(np.concatenate(scores or [np.zeros(0, np.float32)]), info)
+    y = fdist.all_gather_array(np.concatenate(live or [np.zeros(0, bool)]), info)
+    return {"val_loss": loss_sum / max(1, seen), **val_metrics(s, y)}
+
+
+def val_metrics(scores: np.ndarray, is_live: np.ndarray) -> dict:
+    """ACER at the val EER threshold (with a margin), AUC, EER; NaN and no threshold when the
+    split holds one class."""
     try:
-        eer_value, threshold = eer(s, y)
-        threshold = _margin_threshold(s, threshold)
-        rates = error_rates(s, y, threshold)
-        result.update(
-            val_apcer=rates["apcer"], val_bpcer=rates["bpcer"], val_acer=rates["acer"],
-            val_auc=roc_auc(s, y), val_eer=eer_value, threshold=threshold,
-        )  # fmt: skip
-    except OneClassError as err:  # a val split with one class: rank by loss only
-        print(f"warning: val metrics need both classes ({err}); best checkpoint by val loss")
+        eer_value, threshold = eer(scores, is_live)
+    except OneClassError:  # a val split with one class: rank by loss only, no threshold
         nan = float("nan")
-        result.update(val_apcer=nan, val_bpcer=nan, val_acer=nan, val_auc=nan, val_eer=nan)
-        result["threshold"] = 0.5
-    return result
+        return dict(
+            val_apcer=nan, val_bpcer=nan, val_acer=nan, val_auc=nan, val_eer=nan, threshold=None
+        )
+    threshold = _margin_threshold(scores, threshold)
+    rates = error_rates(scores, is_live, threshold)
+    return dict(
+        val_apcer=rates["apcer"], val_bpcer=rates["bpcer"], val_acer=rates["acer"],
+        val_auc=roc_auc(scores, is_live), val_eer=eer_value, threshold=threshold,
+    )  # fmt: skip
 
 
 def _margin_threshold(scores: np.ndarray, threshold: float) -> float:
@@ -215,6 +241,60 @@ def _open_tensorboard(run_dir: Path):
     return SummaryWriter(str(run_dir))
 
 
+def epoch_seed(seed: int, rank: int, epoch: int) -> int:
+    """The random seed of one rank's epoch: ranks draw different augmentations (and DataLoader
+    workers, seeded from it, differ again), and a resumed run draws what an uninterrupted one
+    did."""
+    return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
+
+
+@dataclass
+class Run:
+    """What one training run carries from epoch to epoch."""
+
+    config: Config
+    info: fdist.DistInfo
+    run_dir: Path
+    model: nn.Module  # the plain model: validated and saved
+    train_model: nn.Module  # what a training step calls: DDP-wrapped, then compiled
+    loss_fn: PadLoss
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    loader: DataLoader
+    val_loader: DataLoader
+    preprocess: dict
+    epoch: int = 0  # the last finished epoch
+    step: int = 0
+    best: dict = field(
+        default_factory=lambda: {
+            "val_acer": math.inf,
+            "val_loss": math.inf,
+            "epoch": 0,
+            "threshold": None,
+            "stale": 0,
+        }  # fmt: skip
+    )
+    writer: Any = None  # TensorBoard, rank 0 only
+    warned_one_class: bool = False
+
+    @property
+    def device(self) -> torch.device:
+        return self.info.device
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics.csv"
+
+
 def train(
     config: Config,
     resume: bool = False,
@@ -224,18 +304,72 @@ def train(
 
     `datasets` = (train, val, preprocess) overrides the prepared store (tests, custom data).
     """
-    from tqdm import tqdm
-
     info = fdist.setup(config.train.device)
+    run = setup_run(config, info, resume, datasets)
     try:
-        return _train(config, resume, datasets, info, tqdm)
+        for epoch in range(run.epoch + 1, config.train.epochs + 1):
+            stats = train_one_epoch(run, epoch)
+            if validate_and_checkpoint(run, epoch, stats):
+                break
     finally:
-        fdist.cleanup(info)
+        if run.writer is not None:
+            run.writer.close()
+    _print_summary(run)
+    # Reached by every rank only when all succeeded. A rank that raised skips this barrier (the
+    # others may be stuck in a collective that will never complete) and exits with its error;
+    # torchrun then stops the other ranks.
+    fdist.cleanup(info)
+    return run.best_path
 
 
-def _train(config, resume, datasets, info, tqdm) -> Path:  # noqa: C901 - the loop reads top-down
+def setup_run(
+    config: Config,
+    info: fdist.DistInfo,
+    resume: bool,
+    datasets: tuple[Dataset, Dataset, dict] | None,
+) -> Run:
+    """Data, model, optimiser and schedule of a run; its state from last.pt when resuming."""
     t, d = config.train, config.data
-    device = info.device
+    _seed_and_backends(config, info)
+    run_dir = run_dir_of(config)
+    _check_run_dir(run_dir, resume)
+    if d.batch_size % info.world_size:
+        raise ValueError(
+            f"data.batch_size {d.batch_size} (global) does not split over {info.world_size} ranks"
+        )
+    per_rank_batch = d.batch_size // info.world_size
+
+    train_set, val_set, preprocess = datasets if datasets is not None else build_datasets(config)
+    model = build_model(config).to(info.device)  # same seed on every rank: same initial weights
+    if t.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    loader = train_loader(train_set, per_rank_batch, config, info)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, len(loader)))
+    run = Run(
+        config=config,
+        info=info,
+        run_dir=run_dir,
+        model=model,
+        train_model=model,
+        loss_fn=PadLoss(**vars(t.loss)).to(info.device),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=torch.amp.GradScaler("cuda", enabled=info.device.type == "cuda" and t.amp == "fp16"),
+        loader=loader,
+        val_loader=val_loader_for(val_set, per_rank_batch, d.workers, info),
+        preprocess=preprocess,
+    )
+    if resume:
+        _resume(run)
+    run.train_model = wrap_for_training(model, info, t.compile)
+    if info.is_main:
+        _open_run_dir(run, len(train_set), len(val_set))
+    return run
+
+
+def _seed_and_backends(config: Config, info: fdist.DistInfo) -> None:
+    t, device = config.train, info.device
     torch.set_num_threads(t.threads or fdist.default_threads(info))
     torch.manual_seed(t.seed)
     np.random.seed(t.seed)
@@ -245,31 +379,23 @@ def _train(config, resume, datasets, info, tqdm) -> Path:  # noqa: C901 - the lo
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    run_dir = run_dir_of(config)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    metrics_path = run_dir / "metrics.csv"
-    if resume and not last_path.is_file():
-        raise FileNotFoundError(f"--resume: no {last_path} to continue; start without --resume")
-    if not resume and last_path.is_file():
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    last = run_dir / "last.pt"
+    if resume and not last.is_file():
+        raise FileNotFoundError(f"--resume: no {last} to continue; start without --resume")
+    if not resume and last.is_file():
         raise FileExistsError(
             f"{run_dir} already holds a run: pass --resume to continue it, or choose another "
             "folder with run_name=... or out_dir=..."
         )
-    if d.batch_size % info.world_size:
-        raise ValueError(
-            f"data.batch_size {d.batch_size} (global) does not split over {info.world_size} ranks"
-        )
-    per_rank_batch = d.batch_size // info.world_size
 
-    train_set, val_set, preprocess = datasets if datasets is not None else build_datasets(config)
-    model = build_model(config)  # same seed on every rank -> same initial weights
-    model_spec = {"name": config.model.name, "kwargs": dict(model.kwargs)}
-    model.to(device)
-    if t.channels_last:
-        model.to(memory_format=torch.channels_last)
-    loss_fn = PadLoss(**vars(t.loss)).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
 
+def train_loader(
+    train_set: Dataset, per_rank_batch: int, config: Config, info: fdist.DistInfo
+) -> DataLoader:
+    """Shuffled batches of this rank's share of the train set (DistributedSampler under DDP)."""
+    d, t = config.data, config.train
     if info.distributed:
         sampler = DistributedSampler(train_set, shuffle=True, seed=t.seed, drop_last=True)
     else:
@@ -280,166 +406,205 @@ def _train(config, resume, datasets, info, tqdm) -> Path:  # noqa: C901 - the lo
         sampler=sampler,
         num_workers=d.workers,
         drop_last=len(train_set) // info.world_size >= per_rank_batch,
-        pin_memory=device.type == "cuda",
+        pin_memory=info.device.type == "cuda",
         persistent_workers=d.workers > 0,
     )
-    val_loader = DataLoader(val_set, batch_size=per_rank_batch, num_workers=d.workers)
-    steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
+    if len(loader) == 0:
         raise ValueError(f"train split has {len(train_set)} samples: fewer than one batch")
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, steps_per_epoch))
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and t.amp == "fp16")
+    return loader
 
-    start_epoch, step = 0, 0
-    best = {"val_acer": math.inf, "val_loss": math.inf, "epoch": 0, "threshold": 0.5, "stale": 0}
-    if resume:
-        ckpt = load_checkpoint(last_path)
-        if ckpt["model"] != model_spec:
-            raise ValueError(
-                f"{last_path} holds model {ckpt['model']}, the config builds {model_spec}: "
-                "resume with the run's own config.yaml"
-            )
-        model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        start_epoch, step, best = ckpt["epoch"], ckpt["step"], dict(ckpt["best_metric"])
-        if info.is_main:
-            _rewrite_metrics(metrics_path, start_epoch)
-            print(f"resuming {run_dir} after epoch {start_epoch} (step {step})")
 
-    train_model: nn.Module = model
-    if t.compile:
-        train_model = torch.compile(train_model)
+def wrap_for_training(model: nn.Module, info: fdist.DistInfo, compile: bool) -> nn.Module:
+    """DDP first, then torch.compile, as PyTorch recommends (the compiler sees DDP's buckets)."""
+    wrapped = model
     if info.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = [device.index] if device.type == "cuda" else None
-        train_model = DistributedDataParallel(train_model, device_ids=ids)
+        ids = [info.device.index] if info.device.type == "cuda" else None
+        wrapped = DistributedDataParallel(model, device_ids=ids)
+    if compile:
+        wrapped = torch.compile(wrapped)
+    return wrapped
 
-    writer = None
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
-        writer = _open_tensorboard(run_dir)
-        print(
-            f"training {config.model.name} on {device} x{info.world_size}: "
-            f"{len(train_set)} train / {len(val_set)} val samples, {steps_per_epoch} steps/epoch, "
-            f"{torch.get_num_threads()} threads/process, run folder {run_dir}"
-        )
 
-    for epoch in range(start_epoch + 1, t.epochs + 1):
-        if info.distributed:
-            sampler.set_epoch(epoch)
-        else:  # reshuffle from (seed, epoch): a resumed run sees the same order
-            sampler.generator.manual_seed(t.seed * 1000 + epoch)
-        model.train()
-        started = time.perf_counter()
-        seen, loss_sum = 0, 0.0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{t.epochs}", disable=not info.is_main, leave=False)
-        for batch in bar:
-            batch = _to_device(batch, device, t.channels_last)
-            with autocast(device, t.amp):
-                outputs = train_model(batch["image"])
-            losses = loss_fn(outputs, batch)
-            loss = losses["loss"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss is {float(loss)} at epoch {epoch} step {step}: lower train.lr "
-                    "or set train.grad_clip"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if t.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            n = len(batch["live"])  # this rank's share of the global batch
-            seen += n
-            loss_sum += float(loss.detach()) * n
-            if info.is_main:
-                rate = seen * info.world_size / max(1e-9, time.perf_counter() - started)
-                lr = optimizer.param_groups[0]["lr"]
-                bar.set_postfix(
-                    loss=f"{float(loss.detach()):.4f}", lr=f"{lr:.2e}", sps=f"{rate:.1f}"
-                )
-                if writer is not None:
-                    writer.add_scalar("train/loss", float(loss.detach()), step)
-                    for name, value in losses.items():
-                        if name != "loss":
-                            writer.add_scalar(f"train/{name}", float(value.detach()), step)
-                    writer.add_scalar("train/lr", lr, step)
-        train_seconds = time.perf_counter() - started
-        loss_sum, seen = fdist.all_reduce_sum([loss_sum, seen], info)  # over all ranks
+def _resume(run: Run) -> None:
+    ckpt = load_checkpoint(run.last_path)
+    restore_training_state(
+        ckpt, str(run.last_path), run.model, run.optimizer, run.scheduler, run.scaler
+    )
+    run.epoch, run.step, run.best = ckpt["epoch"], ckpt["step"], dict(ckpt["best_metric"])
+    if run.info.is_main:
+        _rewrite_metrics(run.metrics_path, run.epoch)
+        print(f"resuming {run.run_dir} after epoch {run.epoch} (step {run.step})")
 
-        stop = False
-        if info.is_main:
-            val = evaluate(model, val_loader, loss_fn, device, config)
-            row = {
-                "epoch": epoch,
-                "step": step,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": loss_sum / max(1, seen),
-                **val,
-                "train_samples_per_s": seen / max(1e-9, train_seconds),
-                "epoch_s": time.perf_counter() - started,
-            }
-            improved = _rank_key(val) < _rank_key(best)
-            if improved:
-                best = {k: val[k] for k in ("val_acer", "val_loss", "threshold")}
-                best.update(epoch=epoch, stale=0)
-            else:
-                best["stale"] += 1
-            ckpt = {
-                "format_version": CHECKPOINT_FORMAT_VERSION,
-                "model": model_spec,
-                "state_dict": model.state_dict(),
-                "config": config_to_dict(config),
-                "epoch": epoch,
-                "step": step,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": rng_state(),
-                "best_metric": best,
-                "threshold": val["threshold"],  # this epoch's val EER threshold
-                "val": val,
-                "preprocess": preprocess,
-            }
-            save_checkpoint(ckpt, last_path)
-            if improved:
-                save_checkpoint(ckpt, best_path)
-            _append_metrics(metrics_path, row)
-            if writer is not None:
-                for name, value in row.items():
-                    if name.startswith("val_") or name == "train_samples_per_s":
-                        writer.add_scalar(f"epoch/{name}", value, epoch)
-                writer.flush()
-            print(
-                f"epoch {epoch}/{t.epochs}: train loss {row['train_loss']:.4f}, val loss "
-                f"{val['val_loss']:.4f}, val ACER {100 * val['val_acer']:.2f}% "
-                f"(APCER {100 * val['val_apcer']:.2f}%, BPCER {100 * val['val_bpcer']:.2f}%), "
-                f"AUC {val['val_auc']:.4f}, {row['train_samples_per_s']:.1f} samples/s"
-                + (" *best*" if improved else "")
+
+def _open_run_dir(run: Run, n_train: int, n_val: int) -> None:
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(run.config, run.run_dir / "config.yaml")
+    run.writer = _open_tensorboard(run.run_dir)
+    print(
+        f"training {run.config.model.name} on {run.device} x{run.info.world_size}: "
+        f"{n_train} train / {n_val} val samples, {len(run.loader)} steps/epoch, "
+        f"{torch.get_num_threads()} threads/process, run folder {run.run_dir}"
+    )
+
+
+def _start_epoch(run: Run, epoch: int) -> None:
+    """Shuffle order from (seed, epoch); augmentation from (seed, rank, epoch)."""
+    seed = run.config.train.seed
+    sampler = run.loader.sampler
+    if isinstance(sampler, DistributedSampler):
+        sampler.set_epoch(epoch)
+    else:  # reshuffle from (seed, epoch): a resumed run sees the same order
+        sampler.generator.manual_seed(seed * 1000 + epoch)
+    # The dataset draws augmentations from torch's global generator (in this process, or in
+    # DataLoader workers seeded from it when their iterator starts).
+    torch.manual_seed(epoch_seed(seed, run.info.rank, epoch))
+    run.model.train()
+
+
+def train_one_epoch(run: Run, epoch: int) -> dict:
+    """One pass over this rank's share of the train set; loss and rate over all ranks."""
+    from tqdm import tqdm
+
+    _start_epoch(run, epoch)
+    started = time.perf_counter()
+    seen, loss_sum = 0, 0.0
+    desc = f"epoch {epoch}/{run.config.train.epochs}"
+    bar = tqdm(run.loader, desc=desc, disable=not run.info.is_main, leave=False)
+    for batch in bar:
+        losses = train_step(run, batch, epoch)
+        n = len(batch["live"])  # this rank's share of the global batch
+        seen += n
+        loss_sum += float(losses["loss"]) * n
+        if run.info.is_main:
+            _log_step(
+                run, bar, losses, seen * run.info.world_size / (time.perf_counter() - started)
             )
-            patience = t.early_stop_patience
-            stop = patience > 0 and best["stale"] >= patience
-            if stop:
-                print(f"early stop: no better val ACER for {patience} epochs")
-        stop = fdist.broadcast_object(stop, info)
-        fdist.barrier(info)
-        if stop:
-            break
+    seconds = time.perf_counter() - started
+    loss_sum, seen = fdist.all_reduce_sum([loss_sum, seen], run.info)
+    return {
+        "train_loss": loss_sum / max(1, seen),
+        "train_samples_per_s": seen / max(1e-9, seconds),
+        "started": started,
+    }
 
-    if writer is not None:
-        writer.close()
-    if info.is_main:
-        print(
-            f"best epoch {best['epoch']}: val ACER {100 * best['val_acer']:.2f}% at threshold "
-            f"{best['threshold']:.4f} -> {best_path}"
+
+def train_step(run: Run, batch: dict, epoch: int) -> dict[str, torch.Tensor]:
+    """Forward, loss, backward, optimiser and schedule step; the detached loss terms."""
+    t = run.config.train
+    batch = _to_device(batch, run.device, t.channels_last)
+    with autocast(run.device, t.amp):
+        outputs = run.train_model(batch["image"])
+    losses = run.loss_fn(outputs, batch)
+    loss = losses["loss"]
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"loss is {float(loss)} at epoch {epoch} step {run.step}: lower train.lr "
+            "or set train.grad_clip"
         )
-    return best_path
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if t.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        nn.utils.clip_grad_norm_(run.model.parameters(), t.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    run.step += 1
+    return {name: value.detach() for name, value in losses.items()}
+
+
+def _log_step(run: Run, bar, losses: dict[str, torch.Tensor], rate: float) -> None:
+    loss = float(losses["loss"])
+    lr = run.optimizer.param_groups[0]["lr"]
+    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", sps=f"{rate:.1f}")
+    if run.writer is not None:
+        for name, value in losses.items():
+            run.writer.add_scalar(f"train/{name}", float(value), run.step)
+        run.writer.add_scalar("train/lr", lr, run.step)
+
+
+def validate_and_checkpoint(run: Run, epoch: int, stats: dict) -> bool:
+    """Validate on every rank; rank 0 saves last.pt (and best.pt) and logs. True: stop early."""
+    val = validate(run.model, run.val_loader, run.loss_fn, run.device, run.config, run.info)
+    run.epoch = epoch
+    stop = _record_epoch(run, epoch, stats, val) if run.info.is_main else False
+    return bool(fdist.broadcast_object(stop, run.info))
+
+
+def _record_epoch(run: Run, epoch: int, stats: dict, val: dict) -> bool:
+    """Rank 0: best tracking, checkpoints, metrics.csv, TensorBoard, a log line. True: stop."""
+    improved = _rank_key(val) < _rank_key(run.best)
+    if improved:
+        run.best = {k: val[k] for k in ("val_acer", "val_loss", "threshold")}
+        run.best.update(epoch=epoch, stale=0)
+    else:
+        run.best["stale"] += 1
+    if val["threshold"] is None and not run.warned_one_class:
+        run.warned_one_class = True
+        print(
+            "warning: the val split holds one class, so no threshold can be calibrated: "
+            "checkpoints are marked uncalibrated (best by val loss); predict, serve, export "
+            "and evaluate will need --threshold"
+        )
+    ckpt = build_checkpoint(
+        run.model,
+        config=config_to_dict(run.config),
+        preprocess=run.preprocess,
+        threshold=val["threshold"],  # this epoch's val EER threshold
+        epoch=epoch,
+        step=run.step,
+        best_metric=run.best,
+        val=val,
+        optimizer=run.optimizer,
+        scheduler=run.scheduler,
+        scaler=run.scaler,
+    )
+    save_checkpoint(ckpt, run.last_path)
+    if improved:
+        save_checkpoint(ckpt, run.best_path)
+    row = {
+        "epoch": epoch,
+        "step": run.step,
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "train_loss": stats["train_loss"],
+        **val,
+        "train_samples_per_s": stats["train_samples_per_s"],
+        "epoch_s": time.perf_counter() - stats["started"],
+    }
+    _append_metrics(run.metrics_path, row)
+    if run.writer is not None:
+        for name, value in row.items():
+            if name.startswith("val_") or name == "train_samples_per_s":
+                run.writer.add_scalar(f"epoch/{name}", value, epoch)
+        run.writer.flush()
+    print(
+        f"epoch {epoch}/{run.config.train.epochs}: train loss {row['train_loss']:.4f}, val loss "
+        f"{val['val_loss']:.4f}, val ACER {100 * val['val_acer']:.2f}% "
+        f"(APCER {100 * val['val_apcer']:.2f}%, BPCER {100 * val['val_bpcer']:.2f}%), "
+        f"AUC {val['val_auc']:.4f}, {row['train_samples_per_s']:.1f} samples/s"
+        + (" *best*" if improved else "")
+    )
+    patience = run.config.train.early_stop_patience
+    if patience > 0 and run.best["stale"] >= patience:
+        print(f"early stop: no better val ACER for {patience} epochs")
+        return True
+    return False
+
+
+def _print_summary(run: Run) -> None:
+    if not run.info.is_main:
+        return
+    best = run.best
+    if best["threshold"] is None:
+        print(
+            f"best epoch {best['epoch']} (by val loss {best['val_loss']:.4f}) -> {run.best_path}; "
+            "UNCALIBRATED: the val split held one class, so pass --threshold T to predict, "
+            "serve, export and evaluate"
+        )
+        return
+    print(
+        f"best epoch {best['epoch']}: val ACER {100 * best['val_acer']:.2f}% at threshold "
+        f"{best['threshold']:.4f} -> {run.best_path}"
+    )
