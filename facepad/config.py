@@ -58,7 +58,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     seed: int = 0
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower)
-    early_stop_patience: int = 0  # stop after this many epochs without a better val ACER; 0 = off
+    early_stop_patience: int = 0  # stop after this many epochs without a better val figure; 0 = off
+    select: str = "acer"  # best epoch by val acer | auc | loss (loss never saturates at 0 %)
+    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     threads: int = 0  # torch threads per process; 0 = CPU cores / local processes
     device: str = "auto"  # auto | cpu | cuda
     loss: LossConfig = field(default_factory=LossConfig)
@@ -77,6 +79,7 @@ CHOICES = {
     "train.schedule": ("cosine", "step"),
     "train.amp": ("bf16", "fp16", "none"),
     "train.device": ("auto", "cpu", "cuda"),
+    "train.select": ("acer", "auc", "loss"),
 }
 
 

@@ -238,3 +238,44 @@ def test_saved_threshold_keeps_a_margin_below_the_eer_score():
     scores = np.array([0.1, 0.2, 0.6, 0.8])
     assert loop._margin_threshold(scores, 0.6) == pytest.approx(0.4)
     assert loop._margin_threshold(scores, 0.1) == 0.1  # nothing below: unchanged
+
+
+def test_ema_ships_averaged_weights_and_resumes_with_the_trained_ones(tmp_path):
+    overrides = ["train.epochs=2", "data.augment=false", "train.ema=0.9"]
+    config = small_config(tmp_path / "a", "depth_unet", *overrides)
+    loop.train(config, datasets=synthetic_datasets())
+    last = load_checkpoint(tmp_path / "a" / "depth_unet" / "last.pt")
+    assert last["ema"]["updates"] == last["step"] == 8
+    shipped, trained = last["state_dict"], last["train_state_dict"]
+    assert set(shipped) == set(trained)
+    differ = [k for k in shipped if shipped[k].is_floating_point()]
+    assert any(not torch.equal(shipped[k], trained[k]) for k in differ)
+    model, _ = model_from_checkpoint(last)  # the averaged weights load as the model
+    assert torch.equal(model.state_dict()[differ[0]], shipped[differ[0]])
+
+    # a resumed EMA run continues from the trained weights and the average's state
+    killed = small_config(tmp_path / "b", "depth_unet", *overrides)
+    train_set, val_set, pre = synthetic_datasets()
+    with pytest.raises(Killed):
+        loop.train(killed, datasets=(DiesAt(train_set, 32 + 12), val_set, pre))
+    loop.train(killed, resume=True, datasets=synthetic_datasets())
+    again = load_checkpoint(tmp_path / "b" / "depth_unet" / "last.pt")
+    for key, value in shipped.items():
+        torch.testing.assert_close(again["state_dict"][key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_selection_by_val_loss_or_auc(tmp_path, monkeypatch):
+    # val ACER is 0 at epochs 1, 2, 4 (ties go to the lower loss: 4); the loss is lowest at 3;
+    # AUC peaks at 2.
+    epochs = [(0.0, 0.5, 0.97), (0.0, 0.45, 0.99), (0.1, 0.3, 0.98), (0.0, 0.4, 0.96)]
+    for select, best_epoch in (("acer", 4), ("loss", 3), ("auc", 2)):
+        vals = iter(
+            {"val_loss": loss, "val_apcer": acer, "val_bpcer": acer, "val_acer": acer,
+             "val_auc": auc, "val_eer": 0.0, "threshold": 0.5}
+            for acer, loss, auc in epochs
+        )  # fmt: skip
+        monkeypatch.setattr(loop, "validate", lambda *args, _vals=vals, **kwargs: next(_vals))
+        extra = ("train.epochs=4", f"train.select={select}")
+        config = small_config(tmp_path / select, "binary_cnn", *extra)
+        loop.train(config, datasets=synthetic_datasets())
+        assert load_checkpoint(tmp_path / select / "binary_cnn" / "best.pt")["epoch"] == best_epoch

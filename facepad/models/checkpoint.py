@@ -63,11 +63,16 @@ def build_checkpoint(
     optimizer: Any = None,
     scheduler: Any = None,
     scaler: Any = None,
+    ema: Any = None,
+    trained: nn.Module | None = None,
 ) -> dict:
     """The checkpoint dict of a training run at the end of `epoch`.
 
     `threshold` is the validation threshold on the liveness score, or None when validation could
     not calibrate one (a split with one class): the checkpoint is then marked uncalibrated.
+    With a weight average (`ema`), `model` is the averaged model that was validated and ships as
+    `state_dict`; the optimiser's own weights (`trained`) and the average's state are kept for
+    --resume.
     """
     return {
         "format_version": CHECKPOINT_FORMAT_VERSION,
@@ -85,6 +90,8 @@ def build_checkpoint(
         "calibrated": threshold is not None,
         "val": val,
         "preprocess": preprocess,
+        "ema": None if ema is None else ema.state_dict(),
+        "train_state_dict": None if trained is None or ema is None else trained.state_dict(),
     }
 
 
@@ -214,7 +221,8 @@ def restore_training_state(
             f"{where} holds model {ckpt['model']}, the config builds {model_spec(model)}: "
             "resume with the run's own config.yaml"
         )
-    model.load_state_dict(ckpt["state_dict"])
+    trained = ckpt.get("train_state_dict")  # set when the shipped weights are an average
+    model.load_state_dict(trained if trained is not None else ckpt["state_dict"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     scaler.load_state_dict(ckpt["scaler"])

@@ -34,6 +34,7 @@ from facepad.models.losses import PadLoss
 from facepad.models.registry import create_model
 from facepad.models.score import score_outputs
 from facepad.train import distributed as fdist
+from facepad.train.ema import EMA
 
 DEPTH_MODELS = ("depth_unet", "fusion")
 METRIC_COLUMNS = [
@@ -201,10 +202,14 @@ def _margin_threshold(scores: np.ndarray, threshold: float) -> float:
     return float((threshold + below.max()) / 2) if below.size else float(threshold)
 
 
-def _rank_key(metrics: dict) -> tuple[float, float]:
-    """Lower is better: val ACER, then val loss (NaN ACER ranks last)."""
-    acer = metrics["val_acer"]
-    return (acer if math.isfinite(acer) else math.inf, metrics["val_loss"])
+def _rank_key(metrics: dict, select: str = "acer") -> tuple[float, float]:
+    """Lower is better: val ACER (or minus val AUC), then val loss; NaN ranks last. With
+    select="loss", val loss alone: it keeps ranking epochs after ACER has saturated at 0 %."""
+    loss = metrics["val_loss"]
+    if select == "loss":
+        return (loss, 0.0)
+    value = -metrics.get("val_auc", -math.inf) if select == "auc" else metrics["val_acer"]
+    return (value if math.isfinite(value) else math.inf, loss)
 
 
 def run_dir_of(config: Config) -> Path:
@@ -276,7 +281,13 @@ class Run:
         }  # fmt: skip
     )
     writer: Any = None  # TensorBoard, rank 0 only
+    ema: EMA | None = None  # averaged weights: validated and saved in place of the model's
     warned_one_class: bool = False
+
+    @property
+    def kept_model(self) -> nn.Module:
+        """The weights validation judges and checkpoints ship: the EMA's when it is on."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def device(self) -> torch.device:
@@ -359,6 +370,7 @@ def setup_run(
         loader=loader,
         val_loader=val_loader_for(val_set, per_rank_batch, d.workers, info),
         preprocess=preprocess,
+        ema=EMA(model, t.ema) if t.ema else None,
     )
     if resume:
         _resume(run)
@@ -432,6 +444,10 @@ def _resume(run: Run) -> None:
     restore_training_state(
         ckpt, str(run.last_path), run.model, run.optimizer, run.scheduler, run.scaler
     )
+    if run.ema is not None:
+        if ckpt.get("ema") is None:
+            raise ValueError(f"{run.last_path} was trained without train.ema: resume without it")
+        run.ema.load_state_dict(ckpt["ema"])
     run.epoch, run.step, run.best = ckpt["epoch"], ckpt["step"], dict(ckpt["best_metric"])
     if run.info.is_main:
         _rewrite_metrics(run.metrics_path, run.epoch)
@@ -511,6 +527,8 @@ def train_step(run: Run, batch: dict, epoch: int) -> dict[str, torch.Tensor]:
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.scheduler.step()
+    if run.ema is not None:
+        run.ema.update(run.model)
     run.step += 1
     return {name: value.detach() for name, value in losses.items()}
 
@@ -527,7 +545,7 @@ def _log_step(run: Run, bar, losses: dict[str, torch.Tensor], rate: float) -> No
 
 def validate_and_checkpoint(run: Run, epoch: int, stats: dict) -> bool:
     """Validate on every rank; rank 0 saves last.pt (and best.pt) and logs. True: stop early."""
-    val = validate(run.model, run.val_loader, run.loss_fn, run.device, run.config, run.info)
+    val = validate(run.kept_model, run.val_loader, run.loss_fn, run.device, run.config, run.info)
     run.epoch = epoch
     stop = _record_epoch(run, epoch, stats, val) if run.info.is_main else False
     return bool(fdist.broadcast_object(stop, run.info))
@@ -535,9 +553,10 @@ def validate_and_checkpoint(run: Run, epoch: int, stats: dict) -> bool:
 
 def _record_epoch(run: Run, epoch: int, stats: dict, val: dict) -> bool:
     """Rank 0: best tracking, checkpoints, metrics.csv, TensorBoard, a log line. True: stop."""
-    improved = _rank_key(val) < _rank_key(run.best)
+    select = run.config.train.select
+    improved = _rank_key(val, select) < _rank_key(run.best, select)
     if improved:
-        run.best = {k: val[k] for k in ("val_acer", "val_loss", "threshold")}
+        run.best = {k: val[k] for k in ("val_acer", "val_auc", "val_loss", "threshold")}
         run.best.update(epoch=epoch, stale=0)
     else:
         run.best["stale"] += 1
@@ -549,7 +568,7 @@ def _record_epoch(run: Run, epoch: int, stats: dict, val: dict) -> bool:
             "and evaluate will need --threshold"
         )
     ckpt = build_checkpoint(
-        run.model,
+        run.kept_model,
         config=config_to_dict(run.config),
         preprocess=run.preprocess,
         threshold=val["threshold"],  # this epoch's val EER threshold
@@ -560,6 +579,8 @@ def _record_epoch(run: Run, epoch: int, stats: dict, val: dict) -> bool:
         optimizer=run.optimizer,
         scheduler=run.scheduler,
         scaler=run.scaler,
+        ema=run.ema,
+        trained=run.model,
     )
     save_checkpoint(ckpt, run.last_path)
     if improved:
@@ -588,7 +609,7 @@ def _record_epoch(run: Run, epoch: int, stats: dict, val: dict) -> bool:
     )
     patience = run.config.train.early_stop_patience
     if patience > 0 and run.best["stale"] >= patience:
-        print(f"early stop: no better val ACER for {patience} epochs")
+        print(f"early stop: no better val {select} for {patience} epochs")
         return True
     return False
 
