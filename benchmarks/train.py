@@ -9,6 +9,14 @@ the machine take. Timings are medians of --repeats runs; other processes on
 the machine slow them down, so quote them with the load in mind.
 
     .venv/bin/python benchmarks/train.py --sizes 128 256 --repeats 3
+
+With --store, it times the whole training step instead (read from the store, augment, collate,
+forward, backward, AdamW) for each augmentation setting, interleaved run by run so that load on
+the machine hits all settings alike: `basic` (geometry and colour jitter), `full` (the
+generalisation recipe: + rotation, capture-side steps, simulated attacks), `off`:
+
+    .venv/bin/python benchmarks/train.py --store stores/replay --sizes 128 \
+        --kwargs '{widths: [16, 32, 64, 128]}' --augment off basic full
 """
 
 from __future__ import annotations
@@ -90,6 +98,71 @@ def time_infer(model, data, steps: int, channels_last: bool, bf16: bool) -> floa
     return steps * len(images) / (time.perf_counter() - start)
 
 
+AUGMENTS = {
+    "off": None,
+    "basic": {},
+    "full": {"rotate": 10.0, "capture": 0.8, "simulated_attacks": 0.5},
+}
+
+
+def time_pipeline(model, store, size: int, depth: int, augment, args) -> tuple[float, float]:
+    """(samples/s, item ms) of `steps` full training steps fed by the store's DataLoader."""
+    from facepad.data.augment import Augment
+    from facepad.data.dataset import StoreDataset
+
+    aug = None if augment is None else Augment(**augment)
+    ds = StoreDataset(store, "train", size, depth, augment=aug)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=args.batch, shuffle=True, num_workers=args.workers, drop_last=True
+    )
+    loss_fn = PadLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    batches = iter(loader)
+    next(batches)  # warm-up: worker start, allocator
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        batch = next(batches)
+        images = batch["image"].contiguous(memory_format=torch.channels_last)
+        loss = loss_fn(model(images), batch)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    rate = args.steps * args.batch / (time.perf_counter() - start)
+    t0 = time.perf_counter()
+    for k in range(64):
+        ds[k % len(ds)]
+    return rate, (time.perf_counter() - t0) / 64 * 1000
+
+
+def pipeline_main(args, extra: dict) -> None:
+    from facepad.data.store import PreparedStore
+
+    store = PreparedStore(args.store)
+    n_train = len(store.indices("train"))
+    print(f"{store.root}: {n_train} train samples, batch {args.batch}, {args.workers} DataLoader "
+          f"workers, medians of {args.repeats} x {args.steps} steps")  # fmt: skip
+    print(f"{'model':<11} {'size':>4} {'augment':<8} {'train/s':>8} {'item ms':>8} {'vs first':>8}")
+    for name in args.models:
+        for size in args.sizes:
+            kwargs = dict(extra)
+            if name != "binary_cnn":
+                kwargs.setdefault("map_stride", size // args.depth_size)
+            torch.manual_seed(0)
+            model = create_model(name, **kwargs).to(memory_format=torch.channels_last)
+            runs = {a: [] for a in args.augment}
+            for _ in range(args.repeats):  # interleaved: off, basic, full, off, basic, ...
+                for a in args.augment:
+                    runs[a].append(time_pipeline(model, store, size, args.depth_size,
+                                                 AUGMENTS[a], args))  # fmt: skip
+            first = statistics.median(r for r, _ in runs[args.augment[0]])
+            for a in args.augment:
+                rate = statistics.median(r for r, _ in runs[a])
+                item = statistics.median(ms for _, ms in runs[a])
+                print(f"{name:<11} {size:>4} {a:<8} {rate:>8.1f} {item:>8.2f} "
+                      f"{rate / first:>8.2f}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--models", nargs="+", default=["binary_cnn", "depth_unet", "fusion"])
@@ -104,12 +177,18 @@ def main() -> None:
         help="fp32 (NCHW), fp32_cl (channels_last), bf16_cl (bf16 autocast, channels_last)",
     )  # fmt: skip
     p.add_argument("--kwargs", default="{}", help="model kwargs as YAML, e.g. '{widths: [16,32]}'")
+    p.add_argument("--store", help="time the full training step fed from this prepared store")
+    p.add_argument("--augment", nargs="+", default=["basic", "full"], choices=list(AUGMENTS))
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (--store)")
     args = p.parse_args()
     import yaml
 
     extra = yaml.safe_load(args.kwargs) or {}
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.store:
+        pipeline_main(args, extra)
+        return
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
         f"medians of {args.repeats} x {args.steps} steps; peak {PEAK_GFLOPS} GFLOP/s"
