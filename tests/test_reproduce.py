@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -183,3 +184,100 @@ def test_one_packaged_recipe_per_source_serves_every_model():
         24,
         0.2,
     )
+
+
+# --- the real thing, end to end ------------------------------------------------------------------
+
+# The GPU recipe family, forced onto a CPU at tiny sizes: every model keeps its recipe section
+# (binary_cnn without theta, depth and fusion with theirs); only sizes and GPU switches change.
+TINY_GPU_ON_CPU = [
+    "train.compile=false",
+    "train.amp=none",
+    "train.device=cpu",
+    "train.threads=1",
+    "train.epochs=1",
+    "data.input_size=64",
+    "data.depth_size=8",
+    "data.batch_size=4",
+    "data.workers=0",
+    "model.kwargs.widths=[8,8,16,16,16]",
+]
+
+
+def celeba_spoof_tree(root: Path, scratch: Path) -> Path:
+    """A CelebA-Spoof tree: demo faces (real photos, simulated attacks) in the official layout,
+    plus the known defects of the reader tests (empty and negative boxes, a missing image, a
+    43-int label, a live-folder image labelled spoof, a subject in train and test) under
+    subjects 9xxx, and one demo face whose _BB.txt is empty so prepare falls back to the face
+    detector."""
+    import json
+    import shutil
+
+    from _readers_helpers import write_tree
+
+    from facepad.data.demo import make_demo_dataset
+
+    make_demo_dataset(root, seed=0, n_subjects=8, live_per_subject=2, spoof_per_subject=3)
+    defects = write_tree(scratch / "defects")
+
+    def moved(key: str) -> str:  # Data/<split>/<subject>/... -> a subject id the demo lacks
+        parts = key.split("/")
+        parts[2] = str(8000 + int(parts[2]))
+        return "/".join(parts)
+
+    for path in (defects / "Data").rglob("*"):
+        if path.is_file():
+            target = root / moved(path.relative_to(defects).as_posix())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    metas = root / "metas" / "intra_test"
+    for split in ("train", "test"):
+        labels = json.loads((metas / f"{split}_label.json").read_text())
+        extra = json.loads((defects / "metas/intra_test" / f"{split}_label.json").read_text())
+        assert not set(labels) & {moved(k) for k in extra}
+        labels.update({moved(k): v for k, v in extra.items()})
+        (metas / f"{split}_label.json").write_text(json.dumps(labels))
+    live = next(k for k in labels if "/live/" in k and not k.split("/")[2].startswith("9"))
+    (root / live).with_name(Path(live).stem + "_BB.txt").write_text("")
+    return root
+
+
+@pytest.mark.slow
+def test_reproduce_celeba_spoof_with_the_gpu_recipes_on_cpu(tmp_path, capsys):
+    """`facepad reproduce --celeba-spoof ROOT --protocol intra_test`: the paper's own experiment,
+    as a user runs it, on a CelebA-Spoof-layout tree; every model trains with its section of
+    the GPU recipe (the run that once stopped at binary_cnn's `theta`)."""
+    from facepad.cli import main
+
+    root = celeba_spoof_tree(tmp_path / "CelebA_Spoof", tmp_path)
+    out = tmp_path / "results"
+    argv = ["reproduce", "--celeba-spoof", str(root), "--protocol", "intra_test", "--out", str(out)]
+    assert main([*argv, *TINY_GPU_ON_CPU]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "celeba_intra_gpu.yaml" in printed
+
+    with open(out / "table1.csv") as f:
+        rows = {r["model"]: r for r in csv.DictReader(f)}
+    assert list(rows) == list(MODELS)
+    for model in MODELS:
+        run = out / "runs" / model
+        assert (run / "best.pt").is_file() and (out / model / "report.json").is_file()
+        used = load_config(run / "config.yaml")
+        assert used.model.name == model and used.data.input_size == 64
+        theta = used.model.constructor_kwargs().get("theta")
+        assert theta is None if model == "binary_cnn" else theta == 0.0
+        assert 0.0 <= float(rows[model]["acer"]) <= 100.0
+        scores = report.read_scores_csv(out / model / "scores.csv")
+        assert {r["label"] for r in scores} == {"live", "spoof"}
+    # The defects were survived and counted, and the empty box fell back to the detector.
+    counts = json.loads((out / "store" / "store.json").read_text())["counts"]
+    assert sum(n for k, n in counts["box_source"].items() if k.startswith("detector")) == 1
+    reader = counts["reader"]
+    assert (reader["missing_image"], reader["bad_vector"], reader["label_folder_disagree"]) == (
+        1,
+        1,
+        1,
+    )
+    with open(out / "store" / "skipped.csv") as f:
+        skipped = [r["path"] for r in csv.DictReader(f)]
+    assert any(p.endswith("9003/live/000006.jpg") for p in skipped)  # the missing image
