@@ -168,7 +168,26 @@ def test_train_writes_a_run_and_a_loadable_checkpoint(tmp_path):
     assert set(ckpt) >= CKPT_KEYS
     assert ckpt["model"]["name"] == "fusion" and ckpt["model"]["kwargs"]["map_stride"] == 4
     assert ckpt["preprocess"]["input_size"] == 32 and "crop_scale" in ckpt["preprocess"]
-    assert ckpt["threshold"] == ckpt["best_metric"]["threshold"]
+    # The saved threshold, applied to the saved model's own val scores (recomputed here), gives
+    # the val rates logged for its epoch, and sits at the val EER point (smallest APCER-BPCER gap
+    # over every decision point, counted by hand).
+    val = SyntheticPad(16, 32, 8, seed=1)  # synthetic_datasets()'s val set
+    model, _ = model_from_checkpoint(best)
+    with torch.no_grad():
+        images = torch.stack([val[i]["image"] for i in range(len(val))])
+        val_scores = score_outputs(model, model(images)).numpy()
+    is_live = np.array([bool(val[i]["live"]) for i in range(len(val))])
+
+    def rates(threshold: float) -> tuple[float, float]:
+        accepted = val_scores >= threshold
+        return accepted[~is_live].mean(), (~accepted[is_live]).mean()
+
+    logged = next(r for r in rows if int(r["epoch"]) == ckpt["epoch"])
+    assert float(logged["threshold"]) == pytest.approx(ckpt["threshold"], abs=1e-7)
+    apcer, bpcer = rates(ckpt["threshold"])
+    assert (apcer, bpcer) == pytest.approx((float(logged["val_apcer"]), float(logged["val_bpcer"])))
+    gaps = [abs(np.subtract(*rates(t))) for t in [*val_scores, np.inf]]
+    assert abs(apcer - bpcer) == pytest.approx(min(gaps))
     assert ckpt["step"] == ckpt["epoch"] * 4  # 32 samples / batch 8
     model, _ = model_from_checkpoint(best)
     batch = torch.stack([SyntheticPad(4, 32, 8, seed=5)[i]["image"] for i in range(4)])
