@@ -22,8 +22,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 NUAA_DEV = Path(os.environ.get("FACEPAD_NUAA_DEV", REPO.parent / "shared" / "data" / "nuaa-dev"))
-# The CPU recipe's models (configs/nuaa_cpu.yaml widths): input 128 with map_stride 4 gives a
-# 32x32 depth map. `--paper-widths` times the default (256x256-sized) widths instead.
+# The CPU recipe's models (facepad/configs/nuaa_cpu.yaml widths): input 128 with map_stride 4 gives
+# a 32x32 depth map. CDC (theta) folds into plain convs for inference, so it costs nothing here.
+# `--paper-widths` times the default (256x256-sized) widths instead.
 RECIPE_WIDTHS = [16, 32, 64, 128]
 MODEL_KWARGS = {
     "binary_cnn": {"widths": RECIPE_WIDTHS},

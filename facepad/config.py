@@ -1,7 +1,9 @@
-"""Run configuration: dataclasses, YAML recipes (configs/*.yaml) and dotted command-line overrides.
+"""Run configuration: dataclasses, YAML recipes and dotted command-line overrides.
 
-`load_config("configs/nuaa_cpu.yaml", ["train.epochs=3", "model.kwargs.theta=0.7"])`. Every key
-is checked: a typo is an error naming it and the valid keys, never a silently ignored setting.
+`load_config("nuaa_cpu", ["train.epochs=3", "model.name=fusion"])`. A recipe is a YAML file, named
+by its path or, for the recipes shipped in the package (facepad/configs/*.yaml), by its name.
+Every key is checked: a typo is an error naming it and the valid keys, never a silently ignored
+setting.
 """
 
 from __future__ import annotations
@@ -31,8 +33,18 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    """Which model to build. One recipe serves every model: `kwargs` go to each model's
+    constructor, and `per_model[name]["kwargs"]` are added for that model only (a binary CNN
+    has no CDC `theta`). An argument a constructor does not take is an error, never dropped."""
+
     name: str = "depth_unet"
-    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the model's constructor
+    kwargs: dict[str, Any] = field(default_factory=dict)  # every model's constructor gets these
+    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name: {kwargs: {...}}}
+
+    def constructor_kwargs(self) -> dict[str, Any]:
+        """The kwargs the named model is built with: shared kwargs, then its own section."""
+        own = (self.per_model.get(self.name) or {}).get("kwargs") or {}
+        return {**self.kwargs, **own}
 
 
 @dataclass
@@ -83,8 +95,31 @@ CHOICES = {
 }
 
 
+PER_MODEL_KEYS = ("kwargs",)
+RECIPES_DIR = Path(__file__).resolve().parent / "configs"  # the recipes shipped in the package
+
+
 class ConfigError(ValueError):
     """A recipe or override that does not fit the Config dataclasses."""
+
+
+def list_recipes() -> list[str]:
+    """Names of the packaged recipes (`facepad train NAME` accepts them)."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def recipe_path(recipe: str | Path) -> Path:
+    """A recipe file from a path, or from the name of a packaged recipe (with or without .yaml)."""
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    packaged = RECIPES_DIR / f"{path.name.removesuffix('.yaml')}.yaml"
+    if path.parent == Path(".") and packaged.is_file():
+        return packaged
+    raise ConfigError(
+        f"recipe {str(recipe)!r} not found: it is not a file, nor a packaged recipe "
+        f"({', '.join(list_recipes())}); pass a YAML path or one of these names"
+    )
 
 
 def _field_names(cls) -> list[str]:
@@ -132,9 +167,10 @@ def _apply_override(config: Config, override: str) -> None:
     dotted, raw = override.split("=", 1)
     value = yaml.safe_load(raw) if raw.strip() else ""
     parts = dotted.strip().split(".")
-    # model.kwargs.<anything> goes into the free-form kwargs dict.
-    if parts[:2] == ["model", "kwargs"] and len(parts) > 2:
-        target = config.model.kwargs
+    # model.kwargs.<anything> and model.per_model.<anything> go into free-form dicts (checked
+    # by validate and by the model's constructor).
+    if parts[0] == "model" and len(parts) > 2 and parts[1] in ("kwargs", "per_model"):
+        target = getattr(config.model, parts[1])
         for part in parts[2:-1]:
             target = target.setdefault(part, {})
         target[parts[-1]] = value
@@ -143,6 +179,23 @@ def _apply_override(config: Config, override: str) -> None:
     for part in reversed(parts):
         nested = {part: nested}
     _merge(config, nested, "", f"override {override!r}")
+
+
+def _validate_per_model(per_model: dict) -> None:
+    for name, section in per_model.items():
+        where = f"model.per_model.{name}"
+        if not isinstance(section, dict):
+            raise ConfigError(
+                f"{where} must be a mapping like {{kwargs: {{...}}}}, got {section!r}"
+            )
+        unknown = sorted(set(section) - set(PER_MODEL_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key {where}.{unknown[0]}; valid keys under {where}: "
+                f"{', '.join(PER_MODEL_KEYS)}"
+            )
+        if not isinstance(section.get("kwargs", {}), dict):
+            raise ConfigError(f"{where}.kwargs must be a mapping, got {section['kwargs']!r}")
 
 
 def validate(config: Config) -> None:
@@ -157,15 +210,15 @@ def validate(config: Config) -> None:
             raise ConfigError(f"{dotted} must be at least 1")
     if config.data.workers < 0:
         raise ConfigError("data.workers must be 0 or more")
+    _validate_per_model(config.model.per_model)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple = ()) -> Config:
-    """Defaults, then the YAML recipe at `path` (if any), then the dotted overrides, in order."""
+def load_config(recipe: str | Path | None = None, overrides: list[str] | tuple = ()) -> Config:
+    """Defaults, then the YAML recipe (a path or a packaged recipe's name), then the dotted
+    overrides, in order."""
     config = Config()
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} not found (recipes live in configs/*.yaml)")
+    if recipe is not None:
+        path = recipe_path(recipe)
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:

@@ -22,6 +22,7 @@ def save_tiny_checkpoint(
     threshold: float | None = 0.5,
     seed: int = 0,
     crop_size: int | None = None,
+    extra: dict | None = None,
 ) -> Path:
     """A checkpoint per the contract in docs/ARCHITECTURE.md, holding an untrained tiny model."""
     import torch
@@ -29,7 +30,7 @@ def save_tiny_checkpoint(
     from facepad.models import create_model
 
     torch.manual_seed(seed)
-    kwargs = TINY_MODELS.get(name) or {}
+    kwargs = {**(TINY_MODELS.get(name) or {}), **(extra or {})}  # extra: e.g. {'theta': 0.7}
     model = create_model(name, **kwargs).eval()
     ckpt = {
         "format_version": 1,

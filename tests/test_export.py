@@ -8,20 +8,43 @@ import json
 import numpy as np
 import pytest
 import torch
-from _infer_helpers import CROP_SCALE, INPUT_SIZE, save_tiny_checkpoint
+from _infer_helpers import CROP_SCALE, INPUT_SIZE, TINY_MODELS, save_tiny_checkpoint
 
 from facepad.infer.export import export_onnx
 from facepad.infer.onnx_backend import OnnxBackend
-from facepad.models import ScoredModel, model_from_checkpoint
+from facepad.models import ScoredModel, list_models, model_from_checkpoint
+from facepad.models.layers import CDConv2d
 
 
-@pytest.mark.parametrize("name", ["binary_cnn", "depth_unet", "fusion"])
-def test_export_matches_torch_on_real_face_crops(name, tmp_path):
-    ckpt = save_tiny_checkpoint(tmp_path / f"{name}.pt", name, threshold=0.4321)
+def takes_theta(name: str) -> bool:
+    """Whether the model's constructor has a CDC switch."""
+    import inspect
+
+    from facepad.models.registry import create_model
+
+    return "theta" in inspect.signature(type(create_model(name, **TINY_MODELS[name]))).parameters
+
+
+EXPORT_CASES = [
+    (name, theta)
+    for name in list_models()
+    for theta in ((0.0, 0.7) if takes_theta(name) else (None,))
+]
+
+
+@pytest.mark.parametrize(("name", "theta"), EXPORT_CASES)
+def test_every_model_exports_and_matches_torch_on_real_face_crops(name, theta, tmp_path):
+    """Every registered model, with CDC on and off where it has CDC: the graph (CDC folded into
+    plain convs) against the checkpoint's model as trained (CDC unfolded)."""
+    kwargs = {} if theta is None else {"theta": theta}
+    ckpt = save_tiny_checkpoint(tmp_path / f"{name}.pt", name, threshold=0.4321, extra=kwargs)
+    model, _ = model_from_checkpoint(ckpt)
+    uses_cdc = any(isinstance(m, CDConv2d) and m.theta > 0 for m in model.modules())
+    assert uses_cdc == bool(theta)
     summary = export_onnx(ckpt, tmp_path / f"{name}.onnx")
     assert summary["check_crops"] >= 2  # astronaut and grace_hopper faces were found
     assert summary["max_abs_diff_score"] < 1e-5
-    has_depth = name != "binary_cnn"
+    has_depth = "depth" in model(torch.rand(1, 3, INPUT_SIZE, INPUT_SIZE))
     assert summary["outputs"] == (["score", "depth"] if has_depth else ["score"])
     if has_depth:
         assert summary["max_abs_diff_depth"] < 1e-5

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from facepad.models import create_model, list_models, model_from_checkpoint, score_outputs
 from facepad.models.checkpoint import CHECKPOINT_FORMAT_VERSION
-from facepad.models.layers import CDConv2d
+from facepad.models.layers import CDConv2d, fold_cdc
 from facepad.models.losses import ContrastiveDepthLoss, PadLoss
 
 SMALL = {
@@ -122,6 +122,38 @@ def test_cdc_matches_its_definition():
     # A constant image has no local differences: with theta = 1 the interior responds with 0.
     conv.theta = 1.0
     assert conv(torch.ones(1, 4, 7, 7))[..., 1:-1, 1:-1].abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_folded_cdc_is_a_plain_conv_with_the_same_output(stride):
+    """The trained CDC kernel is fixed: w - theta * centre(sum w). Checked against the
+    definition (plain conv minus theta times a 1x1 conv of the summed kernel), not the fold."""
+    torch.manual_seed(0)
+    conv = CDConv2d(4, 5, 3, stride=stride, padding=1, bias=True, theta=0.7)
+    x = torch.rand(2, 4, 9, 9)
+    plain = F.conv2d(x, conv.weight, conv.bias, stride=stride, padding=1)
+    centre = F.conv2d(x, conv.weight.sum(dim=(2, 3), keepdim=True), stride=stride)
+    folded = conv.to_conv()
+    assert type(folded) is torch.nn.Conv2d
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), plain - 0.7 * centre, rtol=0, atol=1e-5)
+        torch.testing.assert_close(folded(x), conv(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "extra"), CASES)
+def test_fold_cdc_keeps_every_output_and_the_state_dict(name, extra):
+    model = small(name, **extra).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+    keys = set(model.state_dict())
+    folded = fold_cdc(model)
+    assert not any(isinstance(m, CDConv2d) for m in folded.modules())
+    assert set(folded.state_dict()) == keys  # a folded model still loads the checkpoint
+    with torch.no_grad():
+        after = folded(x)
+    for key, value in before.items():
+        torch.testing.assert_close(after[key], value, rtol=0, atol=1e-5)
 
 
 def test_bce_and_depth_terms():

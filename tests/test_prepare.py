@@ -236,7 +236,6 @@ def test_celeba_box_files_and_detector_fallback(tmp_path):
 
 @pytest.mark.slow
 def test_cli_demo(tmp_path):
-    pytest.importorskip("facepad.data.demo")
     from facepad.cli import main
 
     out = tmp_path / "demo"

@@ -222,8 +222,6 @@ def write_tiny_store(
     "model", ["depth_unet", pytest.param("binary_cnn", marks=pytest.mark.slow)]
 )
 def test_evaluate_checkpoint_end_to_end(tmp_path, model):
-    pytest.importorskip("torch")
-    pytest.importorskip("facepad.data.dataset")
     from _infer_helpers import save_tiny_checkpoint
 
     from facepad.evaluate.evaluate import evaluate_checkpoint
@@ -250,7 +248,6 @@ def test_evaluate_checkpoint_end_to_end(tmp_path, model):
 
 
 def test_evaluate_errors_name_the_fix(tmp_path):
-    pytest.importorskip("facepad.data.dataset")
     from _infer_helpers import save_tiny_checkpoint
 
     from facepad.evaluate.evaluate import evaluate_checkpoint
@@ -264,7 +261,6 @@ def test_evaluate_errors_name_the_fix(tmp_path):
 
 
 def test_threshold_rule_chosen_on_val(tmp_path):
-    pytest.importorskip("facepad.data.dataset")
     from _infer_helpers import save_tiny_checkpoint
 
     from facepad.evaluate.evaluate import evaluate_checkpoint

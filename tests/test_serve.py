@@ -182,13 +182,15 @@ def test_inference_does_not_block_the_event_loop(model_files):
     predictor.backend.run = slow
     with TestClient(create_app(predictor)) as c:
         data = grace_hopper_path().read_bytes()
-        worker = threading.Thread(target=lambda: assert_good(c, data))
+        answers = []  # filled only if the threaded request passed assert_good
+        worker = threading.Thread(target=lambda: answers.append(assert_good(c, data)))
         worker.start()
         time.sleep(0.3)  # the upload is now inside the slow model
         t0 = time.perf_counter()
         assert c.get("/healthz").status_code == 200
         waited = time.perf_counter() - t0
         worker.join()
+    assert len(answers) == 1, "the request in the thread failed (its error is printed above)"
     assert waited < 0.8, f"/healthz waited {waited:.2f} s behind a running prediction"
 
 

@@ -12,8 +12,15 @@ import yaml
 from _train_helpers import SyntheticPad, small_config, synthetic_datasets
 
 from facepad.cli import main as cli_main
-from facepad.config import ConfigError, config_from_dict, config_to_dict, load_config
-from facepad.models import model_from_checkpoint, score_outputs
+from facepad.config import (
+    RECIPES_DIR,
+    ConfigError,
+    config_from_dict,
+    config_to_dict,
+    list_recipes,
+    load_config,
+)
+from facepad.models import list_models, model_from_checkpoint, score_outputs
 from facepad.models.checkpoint import load_checkpoint
 from facepad.train import loop
 
@@ -65,7 +72,7 @@ def test_bad_values_are_errors(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("recipe", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("recipe", list_recipes())
 def test_recipes_load_and_round_trip(recipe):
     c = load_config(recipe)
     assert config_from_dict(config_to_dict(c)) == c
@@ -73,9 +80,74 @@ def test_recipes_load_and_round_trip(recipe):
 
 
 def test_gpu_recipe_is_at_the_papers_scale():
-    c = load_config(REPO / "configs" / "celeba_intra_gpu.yaml")
+    c = load_config("celeba_intra_gpu")
     assert (c.data.input_size, c.data.depth_size) == (256, 32)
     assert c.data.batch_size >= 64 and c.train.amp == "bf16" and c.train.compile
+
+
+def test_per_model_sections_follow_the_model_name():
+    shared = load_config("nuaa_cpu").model.kwargs
+    binary = load_config("nuaa_cpu", ["model.name=binary_cnn"]).model.constructor_kwargs()
+    assert binary == shared and "theta" not in binary
+    fusion = load_config("nuaa_cpu", ["model.name=fusion"]).model.constructor_kwargs()
+    assert fusion == {**shared, "theta": 0.7}
+    changed = load_config(
+        "nuaa_cpu", ["model.name=fusion", "model.per_model.fusion.kwargs.theta=0.3"]
+    )
+    assert changed.model.constructor_kwargs()["theta"] == 0.3
+    # another model's section leaves this one alone
+    other = load_config("nuaa_cpu", ["model.per_model.fusion.kwargs.theta=0.3"])
+    assert other.model.constructor_kwargs()["theta"] == 0.7
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        (["model.name=binary_cnn", "model.kwargs.theta=0.7"], "binary_cnn.*theta"),
+        (["model.name=binary_cnn", "model.per_model.binary_cnn.kwargs.dropot=0.1"], "dropot"),
+        (["model.per_model.fusoin.kwargs.theta=0.5"], "per_model.fusoin: no such model"),
+    ],
+)
+def test_a_model_argument_typo_stays_an_error(overrides, error, tmp_path):
+    config = small_config(tmp_path, "depth_unet", *overrides)
+    with pytest.raises(ValueError, match=error):
+        loop.build_model(config)
+
+
+def test_per_model_section_keys_are_checked():
+    with pytest.raises(ConfigError, match="unknown config key model.per_model.fusion.kwarg"):
+        load_config(None, ["model.per_model.fusion.kwarg.theta=0.5"])
+    with pytest.raises(ConfigError, match="model.per_model.fusion must be a mapping"):
+        load_config(None, ["model.per_model.fusion=3"])
+
+
+def test_recipes_by_name_or_path(tmp_path):
+    assert load_config("nuaa_cpu") == load_config(RECIPES_DIR / "nuaa_cpu.yaml")
+    assert load_config("nuaa_cpu.yaml") == load_config("nuaa_cpu")
+    own = tmp_path / "nuaa_cpu.yaml"  # a file of that name in the working folder wins
+    own.write_text("train:\n  epochs: 1\n")
+    assert load_config(own).train.epochs == 1
+    with pytest.raises(ConfigError, match="'configs/nuaa_cpu.yaml' not found.*demo_cpu, nuaa_cpu"):
+        load_config("configs/nuaa_cpu.yaml")  # the old checkout path is not a name
+
+
+@pytest.mark.parametrize("model", list_models())
+@pytest.mark.parametrize("recipe", list_recipes())
+def test_every_model_takes_an_optimisation_step_with_every_recipe(recipe, model, tmp_path):
+    """What `reproduce` and `train` build from each packaged recipe, at the recipe's own sizes
+    and widths, trained for one step on CPU (GPU-only switches off)."""
+    cpu = ["train.compile=false", "train.device=cpu", "train.threads=1", "data.workers=0"]
+    overrides = [f"model.name={model}", "data.batch_size=2", "train.epochs=1", *cpu]
+    config = load_config(recipe, [*overrides, f"out_dir={tmp_path}"])
+    torch.manual_seed(config.train.seed)
+    start = loop.build_model(config).state_dict()
+    d = config.data
+    best = loop.train(config, datasets=synthetic_datasets(2, 2, d.input_size, d.depth_size))
+    ckpt = load_checkpoint(best)
+    assert best.parent.name == model and ckpt["step"] == 1
+    assert ckpt["model"]["kwargs"].items() >= config.model.constructor_kwargs().items()
+    moved = [k for k, v in ckpt["state_dict"].items() if not torch.equal(v, start[k])]
+    assert any(k.endswith("weight") for k in moved), "one step changed no weight"
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -96,7 +168,26 @@ def test_train_writes_a_run_and_a_loadable_checkpoint(tmp_path):
     assert set(ckpt) >= CKPT_KEYS
     assert ckpt["model"]["name"] == "fusion" and ckpt["model"]["kwargs"]["map_stride"] == 4
     assert ckpt["preprocess"]["input_size"] == 32 and "crop_scale" in ckpt["preprocess"]
-    assert ckpt["threshold"] == ckpt["best_metric"]["threshold"]
+    # The saved threshold, applied to the saved model's own val scores (recomputed here), gives
+    # the val rates logged for its epoch, and sits at the val EER point (smallest APCER-BPCER gap
+    # over every decision point, counted by hand).
+    val = SyntheticPad(16, 32, 8, seed=1)  # synthetic_datasets()'s val set
+    model, _ = model_from_checkpoint(best)
+    with torch.no_grad():
+        images = torch.stack([val[i]["image"] for i in range(len(val))])
+        val_scores = score_outputs(model, model(images)).numpy()
+    is_live = np.array([bool(val[i]["live"]) for i in range(len(val))])
+
+    def rates(threshold: float) -> tuple[float, float]:
+        accepted = val_scores >= threshold
+        return accepted[~is_live].mean(), (~accepted[is_live]).mean()
+
+    logged = next(r for r in rows if int(r["epoch"]) == ckpt["epoch"])
+    assert float(logged["threshold"]) == pytest.approx(ckpt["threshold"], abs=1e-7)
+    apcer, bpcer = rates(ckpt["threshold"])
+    assert (apcer, bpcer) == pytest.approx((float(logged["val_apcer"]), float(logged["val_bpcer"])))
+    gaps = [abs(np.subtract(*rates(t))) for t in [*val_scores, np.inf]]
+    assert abs(apcer - bpcer) == pytest.approx(min(gaps))
     assert ckpt["step"] == ckpt["epoch"] * 4  # 32 samples / batch 8
     model, _ = model_from_checkpoint(best)
     batch = torch.stack([SyntheticPad(4, 32, 8, seed=5)[i]["image"] for i in range(4)])
@@ -179,7 +270,7 @@ def test_depth_size_must_match_the_model(tmp_path):
 
 
 def test_cli_reports_config_errors(tmp_path, capsys):
-    recipe = REPO / "configs" / "demo_cpu.yaml"
+    recipe = RECIPES_DIR / "demo_cpu.yaml"
     assert cli_main(["train", str(recipe), "train.epochz=1"]) == 2
     assert "unknown config key 'train.epochz'" in capsys.readouterr().err
     assert cli_main(["train", str(recipe), f"data.store={tmp_path / 'none'}"]) == 2

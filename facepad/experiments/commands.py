@@ -15,10 +15,10 @@ def register(subparsers) -> None:
     r = subparsers.add_parser(
         "reproduce",
         help="the paper's whole experiment: prepare, train, evaluate, Table I and figures",
-        description="Prepare the data, train binary_cnn, depth_unet and fusion with the recipes "
-        "in configs/, evaluate each on test with the threshold chosen on validation, and write "
-        "Table I, a Figure-2-like bar chart and per-model reports into --out. A rerun reuses "
-        "what is already prepared, trained and evaluated unless --force.",
+        description="Prepare the data, train binary_cnn, depth_unet and fusion with the dataset's "
+        "packaged recipe (see `facepad recipes`), evaluate each on test with the threshold chosen "
+        "on validation, and write Table I, a Figure-2-like bar chart and per-model reports into "
+        "--out. A rerun reuses what is already prepared, trained and evaluated unless --force.",
     )
     src = r.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", choices=["demo"], help="generate and use the synthetic demo set")
@@ -33,6 +33,11 @@ def register(subparsers) -> None:
         default=None,
         choices=["cpu", "gpu"],
         help="recipe family (default: gpu for CelebA-Spoof, cpu otherwise)",
+    )
+    r.add_argument(
+        "--recipe",
+        default=None,
+        help="train every model with this recipe instead (a YAML path or a packaged recipe name)",
     )
     r.add_argument(
         "--models", default="binary_cnn,depth_unet,fusion", help="comma-separated model names"
@@ -65,6 +70,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         force=args.force,
         store_dir=args.store,
         overrides=args.overrides,
+        recipe=args.recipe,
     )
     print(f"reproduce finished in {time.perf_counter() - start:.0f} s")
     return 0

@@ -1,9 +1,10 @@
 """`facepad reproduce`: the paper's whole experiment, from raw data to Table I and its figures.
 
-Steps: (1) get the data (demo: generate it) and prepare a store; (2) train each model with its
-recipe from configs/; (3) evaluate each on test with the threshold chosen on validation; (4) write
-Table I (Markdown + CSV), a Figure-2-like bar chart, combined ROC/DET, and per-model reports and
-figures into one results folder. Each step is skipped when its output is already there (a rerun
+Steps: (1) get the data (demo: generate it) and prepare a store; (2) train each model with the
+dataset's packaged recipe (one recipe, with per-model sections, serves all three); (3) evaluate
+each on test with the threshold chosen on validation; (4) write Table I (Markdown + CSV), a
+Figure-2-like bar chart, combined ROC/DET, and per-model reports and figures into one results
+folder. Each step is skipped when its output is already there (a rerun
 resumes), unless `force`. The steps are injectable (`Steps`) so the orchestration can be tested
 without training anything.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facepad.config import list_recipes, load_config, recipe_path
 from facepad.evaluate import plots, report
 
 MODELS = ("binary_cnn", "depth_unet", "fusion")
@@ -56,42 +58,33 @@ class Source:
         return {"demo": "demo", "celeba": "celeba_spoof"}.get(self.kind, Path(self.path).stem)
 
 
-def config_dirs() -> list[Path]:
-    """Where recipes are looked up: the checkout's configs/, then the installed package's."""
-    here = Path(__file__).resolve()
-    return [here.parents[2] / "configs", here.parents[1] / "configs"]
-
-
 def recipe_for(model: str, source: Source, config_set: str) -> Path:
-    """The YAML recipe of one model: the first that exists of `<dataset>_<model>_<set>.yaml`,
-    `<model>_<set>.yaml`, `<dataset>_<protocol>_<set>.yaml`, `<dataset>_<set>.yaml`, where dataset
-    is 'demo', 'celeba' or 'nuaa' (manifests) and protocol the first word of CelebA-Spoof's
-    protocol ('intra' for intra_test). The model name is set by an override, so one recipe can
-    serve all models."""
+    """The packaged recipe of a data source and recipe family: `<dataset>_<protocol>_<set>`
+    (CelebA-Spoof, protocol's first word: 'intra' for intra_test), else `<dataset>_<set>`, where
+    dataset is 'demo', 'celeba' or 'nuaa' (manifests). Recipes hold a section per model, so the
+    model is set by an override (model.name) and one recipe serves all models."""
     dataset = {"demo": "demo", "celeba": "celeba"}.get(source.kind, "nuaa")
-    names = [f"{dataset}_{model}_{config_set}", f"{model}_{config_set}"]
+    names = [f"{dataset}_{config_set}"]
     if source.kind == "celeba":
-        names.append(f"{dataset}_{source.protocol.split('_')[0]}_{config_set}")
-    names.append(f"{dataset}_{config_set}")
-    tried = []
-    for folder in config_dirs():
-        for name in names:
-            path = folder / f"{name}.yaml"
-            if path.is_file():
-                return path
-            tried.append(str(path))
-    raise FileNotFoundError(f"no recipe for {model} ({config_set}); looked for: {', '.join(tried)}")
+        names.insert(0, f"{dataset}_{source.protocol.split('_')[0]}_{config_set}")
+    for name in names:
+        if name in list_recipes():
+            return recipe_path(name)
+    raise FileNotFoundError(
+        f"no recipe for {model} on {source.kind} data ({config_set}): looked for "
+        f"{', '.join(n + '.yaml' for n in names)} among the packaged recipes "
+        f"({', '.join(list_recipes())}); pass --recipe NAME_OR_PATH"
+    )
 
 
 # ---- default steps (the real thing) ----------------------------------------------------------
 
 
-def store_settings(recipes: Sequence[Path], source: Source) -> dict:
-    """Prepare settings that fit the recipes: crops as large as the largest model input, their
-    depth map size, and a larger validation share for small manifest sets (few subjects)."""
-    from facepad.config import load_config
-
-    configs = [load_config(r) for r in recipes]
+def store_settings(recipes: Sequence[Path], source: Source, overrides: Sequence[str] = ()) -> dict:
+    """Prepare settings that fit the recipes (with the run's overrides): crops as large as the
+    largest model input, their depth map size, and a larger validation share for small manifest
+    sets (few subjects)."""
+    configs = [load_config(r, list(overrides)) for r in recipes]
     return {
         "crop_size": max(c.data.input_size for c in configs),
         "depth_size": max(c.data.depth_size for c in configs),
@@ -138,7 +131,6 @@ def default_prepare(source: Source, store_dir: Path, work_dir: Path, settings: d
 
 def default_train(recipe: Path, overrides: list[str]) -> Path:
     """Train one model (resuming a half-finished run) and return its best checkpoint."""
-    from facepad.config import load_config
     from facepad.train.loop import run_dir_of, train
 
     config = load_config(recipe, overrides)
@@ -160,7 +152,7 @@ class Steps:
     train: Callable[[Path, list[str]], Path] = default_train
     evaluate: Callable[[Path, Path, Path, str], object] = default_evaluate
     recipe: Callable[[str, Source, str], Path] = recipe_for
-    settings: Callable[[Sequence[Path], Source], dict] = store_settings
+    settings: Callable[[Sequence[Path], Source, Sequence[str]], dict] = store_settings
 
 
 @dataclass
@@ -195,11 +187,13 @@ def reproduce(
     store_dir: str | Path | None = None,
     overrides: Sequence[str] = (),
     steps: Steps | None = None,
+    recipe: str | Path | None = None,
 ) -> Result:
     """Run (or resume) the whole experiment into `out_dir` and return Table I.
 
     config_set defaults to 'gpu' for CelebA-Spoof (no CPU recipe runs it in useful time) and
-    'cpu' otherwise.
+    'cpu' otherwise; `recipe` (a path or packaged recipe name) replaces that choice for every
+    model.
     """
     steps = steps or Steps()
     out_dir = Path(out_dir)
@@ -217,7 +211,10 @@ def reproduce(
 
     # 1. data
     k += 1
-    recipes = {m: steps.recipe(m, source, config_set) for m in models}  # fail early if missing
+    if recipe is not None:
+        recipes = {m: recipe_path(recipe) for m in models}
+    else:  # fail early if missing
+        recipes = {m: steps.recipe(m, source, config_set) for m in models}
     t0 = _step(f"[{k}/{n_steps}] prepare {source.kind} {source.path} -> {store}")
     if force and store_dir is None:
         for folder in (store, out_dir / "demo_data"):
@@ -226,7 +223,7 @@ def reproduce(
     if (store / "store.json").is_file():
         print(f"  reusing prepared store {store} (--force to rebuild)")
     else:
-        settings = steps.settings(list(recipes.values()), source)
+        settings = steps.settings(list(recipes.values()), source, overrides)
         print(f"  store settings: {settings}")
         steps.prepare(source, store, out_dir, settings)
     seconds["prepare"] = time.perf_counter() - t0

@@ -2,11 +2,14 @@
 
 The graph takes RGB crops in [0, 1] (normalisation is inside the model) with a dynamic batch and
 returns `score` (B,) and, for depth models, `depth` (B, 1, h, w). The threshold and crop settings go
-into metadata_props, so the onnx backend needs nothing but the .onnx file.
+into metadata_props, so the onnx backend needs nothing but the .onnx file. CDC convs are folded
+into plain convs first (the exporter cannot trace a kernel computed from weights); the check
+compares the graph with the checkpoint's model as trained, unfolded.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -24,6 +27,7 @@ from facepad.infer.onnx_backend import (
     META_THRESHOLD,
 )
 from facepad.models.checkpoint import checkpoint_preprocess, model_from_checkpoint
+from facepad.models.layers import fold_cdc
 from facepad.models.score import ScoredModel
 
 
@@ -89,12 +93,13 @@ def export_onnx(
     preprocess = checkpoint_preprocess(ckpt, str(checkpoint))
     crop_scale, crop_size = preprocess["crop_scale"], preprocess["crop_size"]
     input_size = preprocess["input_size"]
-    scored = ScoredModel(model).eval()
+    scored = ScoredModel(model).eval()  # as trained: the reference the check compares with
     dummy = torch.rand(2, 3, input_size, input_size)  # (B, 3, S, S)
     with torch.inference_mode():
         _, depth = scored(dummy)
     has_depth = depth is not None
-    graph = _ExportGraph(scored, has_depth).eval()
+    folded = ScoredModel(fold_cdc(copy.deepcopy(model))).eval()
+    graph = _ExportGraph(folded, has_depth).eval()
     output_names = ["score", "depth"] if has_depth else ["score"]
     dynamic_axes = {name: {0: "batch"} for name in ["images", *output_names]}
     out.parent.mkdir(parents=True, exist_ok=True)

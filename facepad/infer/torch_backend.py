@@ -9,6 +9,7 @@ import torch
 
 from facepad.infer.backend import PredictorError
 from facepad.models.checkpoint import checkpoint_preprocess, model_from_checkpoint
+from facepad.models.layers import fold_cdc
 from facepad.models.score import ScoredModel
 
 
@@ -36,7 +37,7 @@ class TorchBackend:
         self.crop_size = preprocess["crop_size"]
         self.model_name = str(ckpt["model"]["name"])
         self.model_kwargs = dict(ckpt["model"].get("kwargs") or {})
-        self.scored = ScoredModel(model).eval()
+        self.scored = ScoredModel(fold_cdc(model)).eval()  # CDC as one plain conv, as exported
 
     @torch.inference_mode()
     def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -40,16 +40,57 @@ class CDConv2d(nn.Conv2d):
             raise ValueError("CDC needs an odd kernel with 'same' padding (kernel_size // 2)")
         self.theta = float(theta)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.theta == 0.0:
-            return super().forward(x)
-        # The centre term is a 1x1 conv of the spatially summed kernel at the same stride; with
-        # "same" padding it lands on the centre tap, so it folds into one kernel (one conv; a
-        # separate strided 1x1 conv also crashed oneDNN's channels_last backward in torch 2.13).
+    def folded_weight(self) -> torch.Tensor:
+        """The one kernel CDC amounts to: w - theta * (spatial sum of w) on the centre tap.
+
+        The centre term is a 1x1 conv of the summed kernel at the same stride; with "same"
+        padding it lands on the centre tap, so it folds into the kernel (one conv; a separate
+        strided 1x1 conv also crashed oneDNN's channels_last backward in torch 2.13).
+        """
         kh, kw = self.kernel_size
         kernel_sum = self.weight.sum(dim=(2, 3), keepdim=True)  # (out, in, 1, 1)
         centre = F.pad(kernel_sum, (kw // 2, kw // 2, kh // 2, kh // 2))  # (out, in, kh, kw)
-        return self._conv_forward(x, self.weight - self.theta * centre, self.bias)
+        return self.weight - self.theta * centre
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.theta == 0.0:
+            return super().forward(x)
+        return self._conv_forward(x, self.folded_weight(), self.bias)
+
+    def to_conv(self) -> nn.Conv2d:
+        """The plain convolution this CDC equals once trained (for export and inference: the
+        ONNX exporter cannot trace a kernel computed from the weights)."""
+        conv = nn.Conv2d(
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            bias=self.bias is not None,
+            padding_mode=self.padding_mode,
+            device=self.weight.device,
+            dtype=self.weight.dtype,
+        )
+        with torch.no_grad():
+            conv.weight.copy_(self.folded_weight())
+            if self.bias is not None:
+                conv.bias.copy_(self.bias)
+        return conv.train(self.training)
+
+
+def fold_cdc(model: nn.Module) -> nn.Module:
+    """Replace every CDConv2d inside `model` by its plain folded conv, in place; returns model.
+
+    The weights keep their names, so a folded model still loads the checkpoint's state dict.
+    """
+    for name, child in model.named_children():
+        if isinstance(child, CDConv2d):
+            setattr(model, name, child.to_conv())
+        else:
+            fold_cdc(child)
+    return model
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, stride: int = 1, theta: float = 0.0) -> nn.Sequential:

@@ -1,4 +1,5 @@
-"""Command-line commands of facepad.train: `facepad train CONFIG [overrides...] [--resume]`."""
+"""Command-line commands of facepad.train: `facepad train RECIPE [overrides...] [--resume]` and
+`facepad recipes`."""
 
 from __future__ import annotations
 
@@ -16,12 +17,27 @@ def register(subparsers) -> None:
             "torchrun --nproc_per_node=N -m facepad train CONFIG ..."
         ),
     )
-    p.add_argument("config", help="YAML recipe, e.g. configs/nuaa_cpu.yaml")
     p.add_argument(
-        "overrides", nargs="*", help="dotted overrides: train.epochs=3 model.kwargs.theta=0.7"
+        "config",
+        metavar="RECIPE",
+        help="a YAML recipe: a path, or the name of a packaged one (`facepad recipes` lists them)",
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        help="dotted overrides: train.epochs=3 model.name=fusion model.per_model.fusion.kwargs."
+        "theta=0.5",
     )
     p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
     p.set_defaults(func=run_train)
+
+    r = subparsers.add_parser(
+        "recipes",
+        help="list the packaged training recipes",
+        description="The recipes shipped with facepad, usable by name in `facepad train NAME` "
+        "and `facepad reproduce --recipe NAME`.",
+    )
+    r.set_defaults(func=run_recipes)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -32,4 +48,15 @@ def run_train(args: argparse.Namespace) -> int:
     best = train(config, resume=args.resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
         print(best)
+    return 0
+
+
+def run_recipes(args: argparse.Namespace) -> int:
+    from facepad.config import RECIPES_DIR, list_recipes, recipe_path
+
+    for name in list_recipes():
+        lines = recipe_path(name).read_text().splitlines()
+        summary = lines[0].lstrip("# ").strip() if lines and lines[0].startswith("#") else ""
+        print(f"{name:<18} {summary}")
+    print(f"(in {RECIPES_DIR}; use a name or a path: facepad train NAME [key=value ...])")
     return 0

@@ -31,7 +31,7 @@ from facepad.models.checkpoint import (
     save_checkpoint,
 )
 from facepad.models.losses import PadLoss
-from facepad.models.registry import create_model
+from facepad.models.registry import create_model, list_models
 from facepad.models.score import score_outputs
 from facepad.train import distributed as fdist
 from facepad.train.ema import EMA
@@ -70,7 +70,12 @@ def build_datasets(config: Config) -> tuple[Dataset, Dataset, dict]:
 
 def build_model(config: Config) -> nn.Module:
     """The configured model; depth models get map_stride = input_size / depth_size by default."""
-    kwargs = dict(config.model.kwargs)
+    unknown = sorted(set(config.model.per_model) - set(list_models()))
+    if unknown:
+        raise ValueError(
+            f"model.per_model.{unknown[0]}: no such model ({', '.join(list_models())})"
+        )
+    kwargs = config.model.constructor_kwargs()
     d = config.data
     if config.model.name in DEPTH_MODELS and "map_stride" not in kwargs:
         if d.input_size % d.depth_size:
