@@ -56,7 +56,7 @@ def test_end_to_end_on_real_photos(reference, capsys):
     assert counts["stored"] == 8  # 2 photos x 2 copies x (live, spoof)
     assert counts["by_split_label"] == {"test/spoof": 2, "train/live": 4, "train/spoof": 2}
     assert counts["depth_target"] == {"mesh": 4, "zeros": 4}
-    assert counts["box_source"] == {"detector": 8}
+    assert counts["box_source"] == {"detector": 8} and counts["dataset_box_problem"] == {}
     reasons = {Path(r["path"]).name: r["reason"] for r in skipped_rows(reference)}
     assert reasons == {
         "gone.jpg": "reader",

@@ -368,9 +368,11 @@ def _face_box(sample, rgb, settings):
     given, problem = dataset_box(sample, width, height)
     if settings["box"] == "dataset" and given is not None:
         return given, "dataset", ""
+    if problem == "no_dataset_box":
+        problem = None  # not a defect: the dataset gives no boxes (a manifest)
     found = _tools(settings)["detector"].detect(rgb)
     if found:
-        wanted_dataset = settings["box"] == "dataset" and problem != "no_dataset_box"
+        wanted_dataset = settings["box"] == "dataset" and problem is not None
         return found[0].box, "detector-fallback" if wanted_dataset else "detector", problem or ""
     if given is not None:
         return given, "dataset-fallback", ""
