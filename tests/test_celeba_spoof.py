@@ -351,6 +351,7 @@ def test_real_sample_prepare_and_evaluate_end_to_end(celeba_sample, tmp_path):
     from facepad.data.prepare import prepare_store
     from facepad.data.store import PreparedStore
     from facepad.evaluate.evaluate import evaluate_checkpoint
+    from facepad.infer.predictor import Predictor
 
     read = read_celeba_spoof(celeba_sample)
     out = prepare_store(read, tmp_path / "store", dataset_name="celeba_spoof", crop_size=64,
@@ -364,8 +365,9 @@ def test_real_sample_prepare_and_evaluate_end_to_end(celeba_sample, tmp_path):
     assert {row["label_source"] for row in store.index} == {"json", "txt"}
 
     ckpt = save_tiny_checkpoint(tmp_path / "best.pt", "binary_cnn", threshold=0.5, crop_size=64)
+    pipeline = Predictor.from_checkpoint(ckpt, largest_only=True)
     result = evaluate_checkpoint(ckpt, out, out_dir=tmp_path / "eval", n_boot=10,
-                                 figures=False, end_to_end=True)  # fmt: skip
+                                 figures=False, pipeline=pipeline)  # fmt: skip
     rep = result.report
     assert rep["n_samples"] == 22 and rep["overall"]["n_live"] == 11
     assert set(rep["by_attribute"]["label_source"]) == {"json", "txt"}

@@ -325,6 +325,7 @@ def test_end_to_end_counts_failures_to_acquire_both_ways(tmp_path, capsys):
     from facepad.data.prepare import prepare_store
     from facepad.data.records import ReadResult, Sample
     from facepad.evaluate.evaluate import evaluate_checkpoint
+    from facepad.infer.predictor import Predictor
 
     photos = face_photos()
     blank = write_jpeg(tmp_path / "blank.jpg", np.full((200, 200, 3), 90, np.uint8))
@@ -339,8 +340,9 @@ def test_end_to_end_counts_failures_to_acquire_both_ways(tmp_path, capsys):
                           crop_size=64, depth_size=8, workers=1, progress=False,
                           no_mesh_policy="detector-box-ellipse")  # fmt: skip
     ckpt = save_tiny_checkpoint(tmp_path / "best.pt", "depth_unet", threshold=0.5, crop_size=64)
+    pipeline = Predictor.from_checkpoint(ckpt, largest_only=True)
     result = evaluate_checkpoint(ckpt, store, threshold=0.0, out_dir=tmp_path / "eval",
-                                 n_boot=10, figures=False, end_to_end=True)  # fmt: skip
+                                 n_boot=10, figures=False, pipeline=pipeline)  # fmt: skip
     e2e = result.report["end_to_end"]
     assert (e2e["n_presentations"], e2e["n_fta"], e2e["n_fta_live"], e2e["n_fta_attack"]) == (
         4, 2, 1, 1)  # fmt: skip

@@ -75,6 +75,12 @@ def register(subparsers) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     from facepad.evaluate.evaluate import evaluate_checkpoint
 
+    pipeline = None
+    if args.end_to_end:
+        # The command line sits above every layer: it hands evaluation the deployed pipeline.
+        from facepad.infer.predictor import Predictor
+
+        pipeline = Predictor.from_checkpoint(args.checkpoint, "torch", largest_only=True)
     result = evaluate_checkpoint(
         args.checkpoint,
         args.store,
@@ -84,7 +90,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         rule=args.rule,
-        end_to_end=args.end_to_end,
+        pipeline=pipeline,
     )
     print((result.out_dir / "report.md").read_text())
     print(f"wrote {', '.join(str(p) for p in result.files.values())}")

@@ -135,10 +135,10 @@ def fta_score(threshold: float) -> float:
     return min(0.0, threshold) - 1.0
 
 
-def score_end_to_end(
-    checkpoint: str | Path, store, split: str, threshold: float, batch: int = E2E_BATCH
-) -> list[dict]:
-    """Rows of the split's raw images scored by the Predictor, as `facepad predict` scores them.
+def score_end_to_end(pipeline, store, split: str, threshold: float, batch: int = E2E_BATCH):
+    """Rows of the split's raw images scored by `pipeline`, the deployed pipeline: a
+    `facepad.infer.predictor.Predictor` (passed in: evaluate sits below infer), whose
+    `predict_rgb(images)` gives each image's faces, largest first, each with a `score`.
 
     Attribute `face_found` is "yes" or "no"; a presentation with no face gets `fta_score` and
     decision spoof (`FTA_CONVENTION`). An image that cannot be read stops with `DatasetError`.
@@ -146,9 +146,7 @@ def score_end_to_end(
     from tqdm import tqdm
 
     from facepad.data.images import ImageError, load_image
-    from facepad.infer.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(checkpoint, "torch", largest_only=True)
     index_rows = [store.index[i] for i in store.indices(split)]
     rows = []
     for start in tqdm(range(0, len(index_rows), batch), desc="end to end", leave=False):
@@ -162,8 +160,8 @@ def score_end_to_end(
                     f"store sample {r['idx']}: its raw image cannot be read ({err}); end-to-end "
                     "evaluation needs the images the store was prepared from"
                 ) from None
-        for r, faces in zip(chunk, predictor.predict_rgb(images), strict=True):
-            r = {k: v for k, v in r.items() if k != "box_source"}  # the Predictor's box is used
+        for r, faces in zip(chunk, pipeline.predict_rgb(images), strict=True):
+            r = {k: v for k, v in r.items() if k != "box_source"}  # the pipeline finds the box
             if faces:
                 rows.append(_score_row(r, faces[0].score, threshold, face_found="yes"))
             else:
@@ -250,16 +248,17 @@ def evaluate_checkpoint(
     n_boot: int = 1000,
     rule: str | None = None,
     figures: bool = True,
-    end_to_end: bool = False,
+    pipeline=None,
 ) -> Evaluation:
     """Score `split` of a prepared store and write scores.csv, report.{json,md} and figures.
 
     Threshold: `threshold` if given; else, with `rule` ("eer", "apcer=0.05", "bpcer=0.01"), one
     chosen by that rule on the store's val split; else the checkpoint's validation EER threshold.
 
-    With `end_to_end`, the split's raw images are also run through the deployed pipeline (the
-    Predictor: decode, detect, crop, model) and the report gains an `end_to_end` section
-    (`score_end_to_end`, `end_to_end_report`), with per-image rows in end_to_end_scores.csv.
+    With `pipeline` (the deployed pipeline: a `Predictor` of the same checkpoint, largest face
+    only), the split's raw images are also decoded, face-detected, cropped and scored by it, and
+    the report gains an `end_to_end` section (`score_end_to_end`, `end_to_end_report`), with
+    per-image rows in end_to_end_scores.csv.
 
     Files go to `out_dir` (default: beside the checkpoint, `eval_<split>/`): scores.csv,
     report.json, report.md, roc.png, det.png, histogram.png, depth_examples.png. A sample that
@@ -305,8 +304,8 @@ def evaluate_checkpoint(
     )
     rep["checkpoint"] = str(checkpoint)
     rep["store"] = str(store)
-    if end_to_end:
-        e2e_rows = score_end_to_end(checkpoint, prepared, split, threshold)
+    if pipeline is not None:
+        e2e_rows = score_end_to_end(pipeline, prepared, split, threshold)
         rep["end_to_end"] = end_to_end_report(rows, e2e_rows, threshold)
         files["end_to_end_scores"] = report.write_scores_csv(
             e2e_rows, out_dir / "end_to_end_scores.csv"

@@ -147,10 +147,13 @@ def default_train(recipe: Path, overrides: list[str]) -> Path:
 
 
 def default_evaluate(checkpoint: Path, store_dir: Path, out_dir: Path, name: str):
+    """Test figures from the store and end to end (the deployed Predictor on the raw images)."""
     from facepad.evaluate.evaluate import evaluate_checkpoint
+    from facepad.infer.predictor import Predictor
 
+    pipeline = Predictor.from_checkpoint(checkpoint, "torch", largest_only=True)
     return evaluate_checkpoint(
-        checkpoint, store_dir, "test", out_dir=out_dir, name=name, end_to_end=True
+        checkpoint, store_dir, "test", out_dir=out_dir, name=name, pipeline=pipeline
     )
 
 
