@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from facepad.data.crop import crop_matrix, crop_window, map_points
-from facepad.data.faces import FaceDetector, FaceMesh
+from facepad.data.faces import FaceDetector, FaceMesh, largest_face
 from facepad.data.images import load_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,12 +61,12 @@ def compare(reference, other) -> dict[str, float]:
     }
 
 
-def largest_face(detector: FaceDetector, rgb: np.ndarray):
-    """The Predictor's face: the largest detection (None when no face is found), and the count."""
+def detector_box(detector: FaceDetector, rgb: np.ndarray):
+    """The Predictor's face box: the largest detection (None when no face is found), and the
+    number of faces found."""
     found = detector.detect(rgb)
-    if not found:
-        return None, 0
-    return max(found, key=lambda d: d.box[2] * d.box[3]).box, len(found)
+    face = largest_face(found)
+    return (None if face is None else face.box), len(found)
 
 
 def mesh_box(mesh: FaceMesh, rgb: np.ndarray, around):
@@ -110,7 +110,7 @@ def celeba(root: Path, protocol: str, detector: FaceDetector, mesh: FaceMesh) ->
         rgb = load_image(s.path)
         height, width = rgb.shape[:2]
         given, problem = load_box(s.attributes["box_file"], width, height)
-        found, n_faces = largest_face(detector, rgb)
+        found, n_faces = detector_box(detector, rgb)
         name = "/".join(Path(s.path).parts[-3:])
         if given is None or found is None:
             no_face += found is None
@@ -139,7 +139,7 @@ def nuaa(folder: Path, step: int, detector: FaceDetector, mesh: FaceMesh) -> Non
     rows, no_face, no_mesh = [], 0, 0
     for s in samples:
         rgb = load_image(s.path)
-        found, _ = largest_face(detector, rgb)
+        found, _ = detector_box(detector, rgb)
         if found is None:
             no_face += 1
             continue

@@ -314,3 +314,22 @@ def test_box_detector_mode_with_dataset_fallback(tmp_path):
                     progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="box 'retina'"):
         prepare_store(ReadResult(samples), tmp_path / "t", dataset_name="c", box="retina")
+
+
+def test_detector_face_is_the_largest_as_in_the_predictor(tmp_path, monkeypatch):
+    """Two faces found: prepare crops the largest, not the highest-scoring, as the Predictor."""
+    from _prepare_helpers import face_photos, write_jpeg
+
+    from facepad.data.crop import square_crop
+    from facepad.data.faces import Detection
+    from facepad.data.records import Sample
+
+    rgb = face_photos()["astronaut"]
+    small, large = Detection((10, 10, 20, 20), 0.99), Detection((150, 40, 160, 160), 0.6)
+    monkeypatch.setattr(faces.FaceDetector, "detect", lambda self, image: [small, large])
+    monkeypatch.setattr("facepad.data.prepare._TOOLS", {})
+    sample = Sample(write_jpeg(tmp_path / "a.jpg", rgb), "spoof", "print", "s", "test")
+    out = prepare_store(ReadResult([sample]), tmp_path / "s", dataset_name="two", crop_size=64,
+                        workers=1, progress=False)  # fmt: skip
+    expected = square_crop(rgb, large.box, 1.3, 64)
+    assert np.abs(PreparedStore(out).read_crop(0).astype(int) - expected).mean() < 3

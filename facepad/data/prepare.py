@@ -10,10 +10,11 @@ renamed when complete, its `.rows.json` last, so after kill -9 a rerun redoes on
 shards and ends byte-identical to an uninterrupted run. `store.json` is written last of all.
 
 Face box (`box`): "dataset" takes the dataset's box (CelebA-Spoof `_BB.txt`) and falls back to the
-face detector's highest-scoring face where the box is missing or unusable; "detector" takes the
-detector's box, the one the Predictor sees at inference, and falls back to the dataset's box where
-no face is found. index.csv's `box_source` says which box each sample got: dataset, detector,
-detector-fallback (dataset box wanted, unusable) or dataset-fallback (no face found).
+face detector where the box is missing or unusable; "detector" takes the detector's box, the one
+the Predictor sees at inference, and falls back to the dataset's box where no face is found. The
+detector's face is the largest one found (`faces.largest_face`), as the Predictor chooses.
+index.csv's `box_source` says which box each sample got: dataset, detector, detector-fallback
+(dataset box wanted, unusable) or dataset-fallback (no face found).
 
 A run whose share of failed samples (unreadable, no face, no mesh...) passes
 `max_failed_fraction` stops with an error before writing store.json: a broken dataset or setting
@@ -370,10 +371,12 @@ def _face_box(sample, rgb, settings):
         return given, "dataset", ""
     if problem == "no_dataset_box":
         problem = None  # not a defect: the dataset gives no boxes (a manifest)
-    found = _tools(settings)["detector"].detect(rgb)
-    if found:
+    from facepad.data.faces import largest_face
+
+    face = largest_face(_tools(settings)["detector"].detect(rgb))
+    if face is not None:
         wanted_dataset = settings["box"] == "dataset" and problem is not None
-        return found[0].box, "detector-fallback" if wanted_dataset else "detector", problem or ""
+        return face.box, "detector-fallback" if wanted_dataset else "detector", problem or ""
     if given is not None:
         return given, "dataset-fallback", ""
     return Skipped("no_face", f"{sample.path}: face detector found no face")
