@@ -154,3 +154,31 @@ def test_nuaa_dev(nuaa_dev):
     assert len(subjects["val"]) == 1 and not subjects["val"] & subjects["train"]
     assert {s.attack_type for s in result.samples} == {"live", "print"}
     assert set(result.samples[0].attributes) == {"session", "md5"}
+
+
+def test_split_column_with_a_subject_in_two_splits_is_an_error(tmp_path):
+    rows = [
+        "a/1.jpg,live,,s1,train",
+        "a/2.jpg,spoof,print,s1,test",  # s1 in train and test
+        "a/3.jpg,live,,s2,train",
+        "a/4.jpg,spoof,print,s3,val",
+        "a/5.jpg,live,,s3,test",  # s3 in val and test
+        "a/6.jpg,live,,s4,test",
+    ]
+    csv = write_manifest(tmp_path, "path,label,attack_type,subject,split", rows)
+    with pytest.raises(ValueError) as err:
+        read_manifest(csv)
+    msg = str(err.value)
+    assert "2 subject(s)" in msg and "s1 (test+train)" in msg and "s3 (test+val)" in msg
+    assert str(csv) in msg and "--allow-subject-overlap" in msg
+    result = read_manifest(csv, allow_subject_overlap=True)
+    assert Counter(s.split for s in result.samples) == {"train": 2, "val": 1, "test": 3}
+
+
+def test_cli_refuses_subject_overlap_unless_allowed(tmp_path, capsys):
+    from facepad.cli import main
+
+    rows = ["a/1.jpg,live,,s1,train", "a/2.jpg,spoof,print,s1,test"]
+    csv = write_manifest(tmp_path, "path,label,attack_type,subject,split", rows)
+    assert main(["prepare", "--manifest", str(csv), "--out", str(tmp_path / "s")]) == 2
+    assert "s1 (test+train)" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import signal
 import subprocess
@@ -20,6 +21,8 @@ from facepad.data.records import ReadResult
 from facepad.data.store import PreparedStore, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
+# The photo set is a third broken inputs on purpose: accept any share of failures.
+prepare_any = functools.partial(prepare_store, max_failed_fraction=1.0)
 
 
 def files_of(root: Path) -> dict[str, bytes]:
@@ -43,7 +46,7 @@ def photos(tmp_path_factory) -> tuple[ReadResult, Path]:
 def reference(photos, tmp_path_factory) -> Path:
     """An uninterrupted single-process run that other tests compare against."""
     out = tmp_path_factory.mktemp("ref") / "store"
-    return prepare_store(photos[0], out, dataset_name="photos", crop_size=128, workers=1,
+    return prepare_any(photos[0], out, dataset_name="photos", crop_size=128, workers=1,
                          shard_size=3, progress=False)  # fmt: skip
 
 
@@ -53,7 +56,7 @@ def test_end_to_end_on_real_photos(reference, capsys):
     assert counts["stored"] == 8  # 2 photos x 2 copies x (live, spoof)
     assert counts["by_split_label"] == {"test/spoof": 2, "train/live": 4, "train/spoof": 2}
     assert counts["depth_target"] == {"mesh": 4, "zeros": 4}
-    assert counts["box_source"] == {"detector": 8}
+    assert counts["box_source"] == {"detector": 8} and counts["dataset_box_problem"] == {}
     reasons = {Path(r["path"]).name: r["reason"] for r in skipped_rows(reference)}
     assert reasons == {
         "gone.jpg": "reader",
@@ -76,7 +79,7 @@ def test_end_to_end_on_real_photos(reference, capsys):
 
 
 def test_two_workers_byte_identical(photos, reference, tmp_path, capsys):
-    out = prepare_store(photos[0], tmp_path / "store", dataset_name="photos", crop_size=128,
+    out = prepare_any(photos[0], tmp_path / "store", dataset_name="photos", crop_size=128,
                         workers=2, shard_size=3, progress=False)  # fmt: skip
     assert files_of(out) == files_of(reference)
     assert "stored 8, skipped 4" in capsys.readouterr().out
@@ -84,7 +87,7 @@ def test_two_workers_byte_identical(photos, reference, tmp_path, capsys):
 
 def test_resume_after_partial_shards(photos, reference, tmp_path):
     out = tmp_path / "store"
-    prepare_store(photos[0], out, dataset_name="photos", crop_size=128, workers=1, shard_size=3,
+    prepare_any(photos[0], out, dataset_name="photos", crop_size=128, workers=1, shard_size=3,
                   progress=False)  # fmt: skip
     # Simulate a crash: shard 1 half written, shard 2 never finished, summary files not written.
     (out / "shards" / "00001.rows.json").unlink()
@@ -96,7 +99,7 @@ def test_resume_after_partial_shards(photos, reference, tmp_path):
     (out / "index.csv").unlink()
     with pytest.raises(StoreError, match="no store.json"):
         PreparedStore(out)
-    prepare_store(photos[0], out, dataset_name="photos", crop_size=128, workers=1, shard_size=3,
+    prepare_any(photos[0], out, dataset_name="photos", crop_size=128, workers=1, shard_size=3,
                   progress=False)  # fmt: skip
     assert files_of(out) == files_of(reference)
 
@@ -106,7 +109,7 @@ def test_rerun_with_other_settings_is_refused(photos, reference, tmp_path):
     (out / "shards").mkdir(parents=True)
     (out / "shards" / "plan.json").write_bytes((reference / "shards" / "plan.json").read_bytes())
     with pytest.raises(StoreError, match="crop_size.*new --out"):
-        prepare_store(photos[0], out, dataset_name="photos", crop_size=96, workers=1, shard_size=3,
+        prepare_any(photos[0], out, dataset_name="photos", crop_size=96, workers=1, shard_size=3,
                       progress=False)  # fmt: skip
 
 
@@ -148,7 +151,7 @@ def test_kill_9_midway_then_rerun_is_byte_identical(tmp_path):
 def test_no_mesh_policy(photos, tmp_path, monkeypatch, policy):
     monkeypatch.setattr(faces.FaceMesh, "landmarks", lambda self, rgb: None)
     monkeypatch.setattr("facepad.data.prepare._TOOLS", {})  # rebuild tools with the patched mesh
-    out = prepare_store(photos[0], tmp_path / "s", dataset_name="p", crop_size=96, workers=1,
+    out = prepare_any(photos[0], tmp_path / "s", dataset_name="p", crop_size=96, workers=1,
                         no_mesh_policy=policy, progress=False)  # fmt: skip
     store = PreparedStore(out)
     counts = store.meta["counts"]
@@ -160,7 +163,7 @@ def test_no_mesh_policy(photos, tmp_path, monkeypatch, policy):
         depth = store.read_depth(live[0])
         assert depth[16, 16] > 0.9 and depth[0, 0] == 0  # a dome centred on the face box
     with pytest.raises(ValueError, match="no_mesh_policy"):
-        prepare_store(photos[0], tmp_path / "t", dataset_name="p", no_mesh_policy="guess")
+        prepare_any(photos[0], tmp_path / "t", dataset_name="p", no_mesh_policy="guess")
 
 
 def test_nuaa_dev_subset(nuaa_dev, tmp_path):
@@ -224,7 +227,11 @@ def test_celeba_box_files_and_detector_fallback(tmp_path):
     out = prepare_store(ReadResult(samples), tmp_path / "s", dataset_name="c", crop_size=64,
                         workers=1, progress=False)  # fmt: skip
     store = PreparedStore(out)
-    assert store.meta["counts"]["box_source"] == {"box_file": 1, "detector (box_empty)": 1}
+    counts = store.meta["counts"]
+    assert counts["box_source"] == {"dataset": 1, "detector-fallback": 1}
+    assert counts["dataset_box_problem"] == {"box_empty": 1}
+    by_split = {row["split"]: row["box_source"] for row in store.index}
+    assert by_split == {"train": "dataset", "test": "detector-fallback"}
     assert "box_file" not in store.meta["attributes"]
     from facepad.data.crop import square_crop
 
@@ -244,4 +251,84 @@ def test_cli_demo(tmp_path):
     store = PreparedStore(out)
     assert store.meta["dataset"] == "demo" and (out / "source" / "metas").is_dir()
     assert len(store) > 300 and {"train", "val", "test"} <= set(store.splits())
-    assert store.meta["counts"]["box_source"].get("box_file", 0) > 300
+    assert store.meta["counts"]["box_source"].get("dataset", 0) > 300
+
+
+def test_too_many_failures_stop_before_store_json_and_a_higher_limit_resumes(photos, tmp_path):
+    from facepad.data.prepare import PrepareError
+
+    out = tmp_path / "store"
+    with pytest.raises(PrepareError) as err:
+        prepare_store(photos[0], out, dataset_name="photos", crop_size=96, workers=1,
+                      progress=False)  # fmt: skip
+    msg = str(err.value)
+    assert "3 of 11 samples (27.3 %)" in msg and "limit of 5 %" in msg
+    assert "no_face 1" in msg and "unreadable_image 2" in msg
+    assert str(out / "skipped.csv") in msg and "--max-failed-fraction 0.28" in msg
+    assert not (out / "store.json").exists() and (out / "skipped.csv").is_file()
+    shards = {p.name: p.stat().st_mtime_ns for p in (out / "shards").iterdir()}
+    prepare_store(photos[0], out, dataset_name="photos", crop_size=96, workers=1,
+                  progress=False, max_failed_fraction=0.28)  # fmt: skip
+    store = PreparedStore(out)
+    assert store.meta["max_failed_fraction"] == 0.28 and len(store) == 8
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "shards").iterdir()} == shards
+
+
+def test_summary_names_subjects_in_two_splits(reference, photos, tmp_path, capsys):
+    counts = PreparedStore(reference).meta["counts"]
+    both = {"astronaut": ["test", "train"], "grace_hopper": ["test", "train"]}
+    assert counts["subjects_in_two_splits"] == both
+    prepare_any(photos[0], tmp_path / "s", dataset_name="photos", crop_size=128, workers=1,
+                shard_size=3, progress=False)  # fmt: skip
+    out = capsys.readouterr().out
+    assert "subjects in two splits: 2: astronaut (test+train), grace_hopper (test+train)" in out
+
+
+def test_box_detector_mode_with_dataset_fallback(tmp_path):
+    """--box detector: the detector's box where it finds a face, else the dataset's."""
+    from _prepare_helpers import face_photos, write_jpeg
+
+    from facepad.data.records import Sample
+
+    face = write_jpeg(tmp_path / "a.jpg", face_photos()["astronaut"])
+    blank = write_jpeg(tmp_path / "b.jpg", np.full((224, 224, 3), 90, np.uint8))
+    box = tmp_path / "a_BB.txt"
+    box.write_text("77 28 56 70 0.99\n")
+    samples = [
+        Sample(face, "spoof", "photo", "1", "train", attributes={"box_file": str(box)}),
+        Sample(blank, "spoof", "photo", "2", "test", attributes={"box_file": str(box)}),
+        Sample(blank, "spoof", "photo", "3", "val"),  # no dataset box, no face: skipped
+    ]
+    out = prepare_any(ReadResult(samples), tmp_path / "s", dataset_name="c", crop_size=64,
+                      workers=1, box="detector", progress=False)  # fmt: skip
+    store = PreparedStore(out)
+    assert {row["split"]: row["box_source"] for row in store.index} == {
+        "train": "detector",
+        "test": "dataset-fallback",
+    }
+    assert store.meta["box"] == "detector"
+    assert store.meta["counts"]["skipped_by_reason"] == {"no_face": 1}
+    with pytest.raises(StoreError, match="box"):  # another box mode is another store
+        prepare_any(ReadResult(samples), out, dataset_name="c", crop_size=64, workers=1,
+                    progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="box 'retina'"):
+        prepare_store(ReadResult(samples), tmp_path / "t", dataset_name="c", box="retina")
+
+
+def test_detector_face_is_the_largest_as_in_the_predictor(tmp_path, monkeypatch):
+    """Two faces found: prepare crops the largest, not the highest-scoring, as the Predictor."""
+    from _prepare_helpers import face_photos, write_jpeg
+
+    from facepad.data.crop import square_crop
+    from facepad.data.faces import Detection
+    from facepad.data.records import Sample
+
+    rgb = face_photos()["astronaut"]
+    small, large = Detection((10, 10, 20, 20), 0.99), Detection((150, 40, 160, 160), 0.6)
+    monkeypatch.setattr(faces.FaceDetector, "detect", lambda self, image: [small, large])
+    monkeypatch.setattr("facepad.data.prepare._TOOLS", {})
+    sample = Sample(write_jpeg(tmp_path / "a.jpg", rgb), "spoof", "print", "s", "test")
+    out = prepare_store(ReadResult([sample]), tmp_path / "s", dataset_name="two", crop_size=64,
+                        workers=1, progress=False)  # fmt: skip
+    expected = square_crop(rgb, large.box, 1.3, 64)
+    assert np.abs(PreparedStore(out).read_crop(0).astype(int) - expected).mean() < 3

@@ -152,19 +152,20 @@ class _FakeDataset:
         return {"image": torch.full((3, 8, 8), i / 10), "idx": 100 + i, "live": torch.tensor(1.0)}
 
 
-def test_score_dataset_skips_and_records_corrupt_items():
+def test_score_dataset_stops_on_a_corrupt_item():
     import torch
 
-    from facepad.evaluate.evaluate import depth_examples, score_dataset, store_rows
+    from facepad.evaluate.evaluate import DatasetError, depth_examples, score_dataset, store_rows
 
     class Mean(torch.nn.Module):
         def forward(self, x):  # (B, 3, H, W) -> score (B,), depth (B, 1, 2, 2)
             return x.mean(dim=(1, 2, 3)), x[:, :1, :2, :2]
 
-    idx, scores, failed = score_dataset(Mean(), _FakeDataset(), batch_size=2)
-    assert idx.tolist() == [100, 101, 102, 104, 105, 106]
-    np.testing.assert_allclose(scores, [0.0, 0.1, 0.2, 0.4, 0.5, 0.6], atol=1e-6)
-    assert failed == [(3, "ValueError: corrupt JPEG in shard 0")]
+    with pytest.raises(DatasetError, match="item 3 .*ValueError: corrupt JPEG in shard 0"):
+        score_dataset(Mean(), _FakeDataset(), batch_size=2)
+    idx, scores = score_dataset(Mean(), _FakeDataset(n=3), batch_size=2)
+    assert idx.tolist() == [100, 101, 102]
+    np.testing.assert_allclose(scores, [0.0, 0.1, 0.2], atol=1e-6)
 
     store = SimpleNamespace(
         index={
@@ -176,7 +177,7 @@ def test_score_dataset_skips_and_records_corrupt_items():
     )  # fmt: skip
     rows = store_rows(store, idx, scores, threshold=0.3)
     assert rows[0]["attributes"] == {"session": "01"}
-    assert [r["decision"] for r in rows] == ["spoof"] * 3 + ["live"] * 3
+    assert [r["decision"] for r in rows] == ["spoof", "spoof", "spoof"]
     images, maps, s = depth_examples(Mean(), _FakeDataset(), [1, 2])
     assert images[0].shape == (8, 8, 3) and maps[0].shape == (2, 2)
     np.testing.assert_allclose(s, [0.1, 0.2], atol=1e-6)
@@ -226,15 +227,13 @@ def test_evaluate_checkpoint_end_to_end(tmp_path, model):
 
     from facepad.evaluate.evaluate import evaluate_checkpoint
 
-    store = write_tiny_store(tmp_path / "store")
+    store = write_tiny_store(tmp_path / "store", corrupt=None)
     ckpt = save_tiny_checkpoint(tmp_path / "best.pt", model, threshold=0.4)
     result = evaluate_checkpoint(ckpt, store, out_dir=tmp_path / "eval", n_boot=50)
     assert result.threshold == 0.4
-    assert len(result.rows) == 11 and result.skipped and result.skipped[0][0] == 5
-    assert "ValueError" in result.skipped[0][1] or "JPEG" in result.skipped[0][1]
-    assert result.report["n_failed"] == 1 and result.report["overall"]["n_live"] == 6
+    assert len(result.rows) == 12 and result.report["overall"]["n_live"] == 6
     for name in ("scores.csv", "report.json", "report.md", "roc.png", "det.png", "histogram.png",
-                 "depth_examples.png", "skipped.csv"):  # fmt: skip
+                 "depth_examples.png"):  # fmt: skip
         assert (tmp_path / "eval" / name).is_file(), name
     scores = report.read_scores_csv(tmp_path / "eval" / "scores.csv")
     assert {r["decision"] for r in scores} <= {"live", "spoof"}
@@ -245,6 +244,24 @@ def test_evaluate_checkpoint_end_to_end(tmp_path, model):
         ckpt, store, threshold=2.0, out_dir=tmp_path / "e2", n_boot=10, figures=False
     )
     assert given.report["overall"]["bpcer"] == 1.0 and given.report["overall"]["apcer"] == 0.0
+
+
+def test_evaluate_stops_on_a_damaged_store(tmp_path, capsys):
+    pytest.importorskip("facepad.data.dataset")
+    from _infer_helpers import save_tiny_checkpoint
+
+    from facepad.cli import main
+    from facepad.evaluate.evaluate import DatasetError, evaluate_checkpoint
+
+    store = write_tiny_store(tmp_path / "store", corrupt=5)
+    ckpt = save_tiny_checkpoint(tmp_path / "best.pt", "binary_cnn", threshold=0.4)
+    with pytest.raises(DatasetError) as err:
+        evaluate_checkpoint(ckpt, store, out_dir=tmp_path / "eval", n_boot=10)
+    msg = str(err.value)
+    assert "sample 5 of" in msg and "img5.jpg" in msg and "facepad prepare" in msg
+    assert not (tmp_path / "eval" / "report.json").exists()
+    assert main(["evaluate", str(ckpt), "--store", str(store), "--out", str(tmp_path / "e")]) == 2
+    assert "img5.jpg" in capsys.readouterr().err
 
 
 def test_evaluate_errors_name_the_fix(tmp_path):
@@ -291,3 +308,55 @@ def test_parse_rule():
     for bad in ("apcer", "bpcer=5%", "acer=0.1", "apcer=2"):
         with pytest.raises(ValueError, match="not understood"):
             parse_rule(bad)
+
+
+def test_end_to_end_counts_failures_to_acquire_both_ways(tmp_path, capsys):
+    """Raw images through the Predictor: two faces found, two blanks with dataset boxes (in the
+    store, but no face for the detector): FTA counted, with and without the convention."""
+    pytest.importorskip("facepad.data.dataset")
+    from _infer_helpers import save_tiny_checkpoint
+    from _prepare_helpers import face_photos, write_jpeg
+
+    from facepad.cli import main
+    from facepad.data.prepare import prepare_store
+    from facepad.data.records import ReadResult, Sample
+    from facepad.evaluate.evaluate import evaluate_checkpoint
+    from facepad.infer.predictor import Predictor
+
+    photos = face_photos()
+    blank = write_jpeg(tmp_path / "blank.jpg", np.full((200, 200, 3), 90, np.uint8))
+    samples = [
+        Sample(write_jpeg(tmp_path / "a.jpg", photos["astronaut"]), "live", "live", "a", "test"),
+        Sample(write_jpeg(tmp_path / "g.jpg", photos["grace_hopper"]), "spoof", "print", "g",
+               "test"),
+        Sample(blank, "live", "live", "b", "test", box=(50.0, 50.0, 100.0, 100.0)),
+        Sample(blank, "spoof", "print", "c", "test", box=(40.0, 40.0, 100.0, 100.0)),
+    ]  # fmt: skip
+    store = prepare_store(ReadResult(samples), tmp_path / "store", dataset_name="e2e",
+                          crop_size=64, depth_size=8, workers=1, progress=False,
+                          no_mesh_policy="detector-box-ellipse")  # fmt: skip
+    ckpt = save_tiny_checkpoint(tmp_path / "best.pt", "depth_unet", threshold=0.5, crop_size=64)
+    pipeline = Predictor.from_checkpoint(ckpt, largest_only=True)
+    result = evaluate_checkpoint(ckpt, store, threshold=0.0, out_dir=tmp_path / "eval",
+                                 n_boot=10, figures=False, pipeline=pipeline)  # fmt: skip
+    e2e = result.report["end_to_end"]
+    assert (e2e["n_presentations"], e2e["n_fta"], e2e["n_fta_live"], e2e["n_fta_attack"]) == (
+        4, 2, 1, 1)  # fmt: skip
+    # threshold 0: every face found is accepted as live
+    assert (e2e["without_fta"]["apcer"], e2e["without_fta"]["bpcer"]) == (1.0, 0.0)
+    assert (e2e["with_fta"]["apcer"], e2e["with_fta"]["bpcer"]) == (0.5, 0.5)
+    assert (result.report["overall"]["apcer"], result.report["overall"]["bpcer"]) == (1.0, 0.0)
+    # the store cropped the two faces from the detector's box too: the same face, scored alike
+    same = e2e["agreement"]["box_source=detector"]
+    assert same["n"] == 2 and same["mean_abs_score_diff"] < 0.02
+    assert same["decision_agreement"] == 1.0
+    rows = report.read_scores_csv(tmp_path / "eval" / "end_to_end_scores.csv")
+    assert sorted(r["attributes"]["face_found"] for r in rows) == ["no", "no", "yes", "yes"]
+    assert all(r["decision"] == "spoof" for r in rows if r["attributes"]["face_found"] == "no")
+    md = (tmp_path / "eval" / "report.md").read_text()
+    assert "## End to end (deployed pipeline)" in md and "no face found in 2" in md
+
+    args = ["evaluate", str(ckpt), "--store", str(store), "--out", str(tmp_path / "cli"),
+            "--end-to-end"]  # fmt: skip
+    assert main(args) == 0
+    assert "end to end, with FTA" in capsys.readouterr().out

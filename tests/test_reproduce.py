@@ -12,6 +12,7 @@ import pytest
 
 from facepad.config import load_config
 from facepad.evaluate import report
+from facepad.evaluate.evaluate import end_to_end_report
 from facepad.experiments.reproduce import (
     MODELS,
     Source,
@@ -83,6 +84,10 @@ class FakeSteps:
             )
         self.rows[name] = rows
         rep = report.build_report(rows, 0.5, name=name, n_boot=50)
+        # end to end: the same scores, except that no face is found in the first 4 images
+        e2e = [r | {"attributes": {"face_found": "no" if r["idx"] < 4 else "yes"}} for r in rows]
+        e2e = [r | {"score": -1.0} if r["idx"] < 4 else r for r in e2e]
+        rep["end_to_end"] = end_to_end_report(rows, e2e, 0.5)
         report.write_scores_csv(rows, out_dir / "scores.csv")
         report.write_report(rep, out_dir)
         return SimpleNamespace(rows=rows, report=rep)
@@ -117,6 +122,11 @@ def test_reproduce_writes_table_and_figures_then_reuses(tmp_path, capsys):
     assert float(rows[1]["acer"]) == pytest.approx(100 * result.table["depth_unet"]["acer"], 1e-3)
     printed = capsys.readouterr().out
     assert "| depth_unet |" in printed and "[8/8] Table I" in printed
+    assert "End to end" in printed and "End to end" in (out / "table1.md").read_text()
+    with open(out / "table1_end_to_end.csv") as f:
+        e2e = list(csv.DictReader(f))
+    assert [r["model"] for r in e2e] == list(MODELS) and {r["n_fta"] for r in e2e} == {"4"}
+    assert {r["agreement"] for r in e2e} == {"100.00"}  # faces found score as in the store
 
     # A rerun trains and evaluates nothing and gives the same table.
     again = reproduce(Source("demo"), out, steps=fake.steps())

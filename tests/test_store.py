@@ -92,9 +92,10 @@ def test_prepare_writes_readable_store_with_dataset_boxes(tmp_path):
     )
     out = prepare_store(
         ReadResult(samples), tmp_path / "store", dataset_name="t", crop_size=64, depth_size=8,
-        workers=1, shard_size=2, progress=False,
+        workers=1, shard_size=2, progress=False, max_failed_fraction=0.2,
     )  # fmt: skip
     store = PreparedStore(out)
+    assert {row["box_source"] for row in store.index} == {"dataset"}
     assert len(store) == 5 and store.meta["counts"]["by_split_label"] == {"train/spoof": 5}
     for i in range(5):
         row = store.index[i]

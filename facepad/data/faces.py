@@ -26,6 +26,17 @@ class Detection:
     score: float
 
 
+def largest_face(detections: list[Detection]) -> Detection | None:
+    """The face a presentation is judged by: the largest detection (None when there is none).
+
+    `prepare` and the Predictor (largest-face mode) choose alike, so train and serve crop the
+    same face. The highest-scoring face is not always the largest: on a nuaa-dev frame with two
+    detections the two crops scored 0.04 and 0.89 live."""
+    if not detections:
+        return None
+    return max(detections, key=lambda d: d.box[2] * d.box[3])
+
+
 def _mediapipe():
     import mediapipe as mp  # `import mediapipe.solutions` fails in 0.10.14; attribute access works
 

@@ -29,14 +29,16 @@ def read_manifest(
     seed: int = 0,
     test_subjects: Iterable[str] | None = None,
     test_fraction: float = 0.2,
+    allow_subject_overlap: bool = False,
 ) -> ReadResult:
     """Read a manifest CSV into samples with subject-disjoint train/val/test splits.
 
     Without a `split` column, the subjects in `test_subjects` form the test split (else a seeded
     `test_fraction` of the subjects); validation is then carved from train by subject. With a
     `split` column that has no `val` rows, validation is carved from its train rows the same way.
-    Without a `subject` column every image is its own subject (a warning says so).
-    Rows whose image file is missing are skipped with a reason.
+    Without a `subject` column every image is its own subject (a warning says so). A `split`
+    column that puts a subject in two splits is an error naming the subjects, unless
+    `allow_subject_overlap`. Rows whose image file is missing are skipped with a reason.
     """
     csv_path = Path(csv_path).expanduser().absolute()
     if not csv_path.is_file():
@@ -130,6 +132,8 @@ def read_manifest(
             stacklevel=2,
         )
 
+    if has_split and not allow_subject_overlap:
+        check_subject_overlap(samples, csv_path)
     if has_split and test_subjects is not None:
         warnings.warn(f"{csv_path} has a split column: test_subjects is ignored", stacklevel=2)
     if not has_split:
@@ -158,3 +162,19 @@ def read_manifest(
     counts["live"] = sum(s.is_live for s in samples)
     counts["spoof"] = len(samples) - counts["live"]
     return ReadResult(samples=samples, skipped=skipped, counts=counts)
+
+
+def check_subject_overlap(samples: list[Sample], source: str | Path) -> None:
+    """Raise ValueError naming the subjects that a manifest's split column puts in two splits."""
+    splits: dict[str, set[str]] = {}
+    for sample in samples:
+        splits.setdefault(sample.subject, set()).add(sample.split)
+    overlap = sorted(subject for subject, found in splits.items() if len(found) > 1)
+    if overlap:
+        shown = ", ".join(f"{s} ({'+'.join(sorted(splits[s]))})" for s in overlap[:10])
+        more = f" and {len(overlap) - 10} more" if len(overlap) > 10 else ""
+        raise ValueError(
+            f"{source}: the split column puts {len(overlap)} subject(s) in two splits: "
+            f"{shown}{more}. Frames of one person in train and test inflate every figure; fix "
+            "the split column, or pass --allow-subject-overlap to proceed anyway"
+        )

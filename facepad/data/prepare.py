@@ -1,13 +1,25 @@
 """`facepad prepare`: cut face crops and render pseudo depth once, into a prepared store.
 
-Per sample: decode -> face box (from the dataset, else the face detector's highest-scoring face)
--> square crop -> for live faces, face mesh on the crop and a rendered depth map (spoofs: zeros by
-definition, the mesh is not even run) -> JPEG crop + uint8 depth into the sample's shard.
+Per sample: decode -> face box -> square crop -> for live faces, face mesh on the crop and a
+rendered depth map (spoofs: zeros by definition, the mesh is not even run) -> JPEG crop + uint8
+depth into the sample's shard.
 
 Shards are fixed, deterministic chunks of the sorted samples, processed in parallel by worker
 processes (each builds its mediapipe graphs once). A shard is written under temporary names and
 renamed when complete, its `.rows.json` last, so after kill -9 a rerun redoes only unfinished
 shards and ends byte-identical to an uninterrupted run. `store.json` is written last of all.
+
+Face box (`box`): "dataset" takes the dataset's box (CelebA-Spoof `_BB.txt`) and falls back to the
+face detector where the box is missing or unusable; "detector" takes the detector's box, the one
+the Predictor sees at inference, and falls back to the dataset's box where no face is found. The
+detector's face is the largest one found (`faces.largest_face`), as the Predictor chooses.
+index.csv's `box_source` says which box each sample got: dataset, detector, detector-fallback
+(dataset box wanted, unusable) or dataset-fallback (no face found).
+
+A run whose share of failed samples (unreadable, no face, no mesh...) passes
+`max_failed_fraction` stops with an error before writing store.json: a broken dataset or setting
+shows up as an error, not as a store quietly missing a tenth of its faces. Rerunning with a higher
+limit only reassembles the finished shards.
 
 Live faces whose mesh fails follow `no_mesh_policy`:
 - `skip` (default): leave the sample out, recorded in skipped.csv (no made-up labels);
@@ -21,6 +33,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import os
 import time
 from collections import Counter
@@ -28,9 +41,28 @@ from pathlib import Path
 from typing import NamedTuple
 
 NO_MESH_POLICIES = ("skip", "detector-box-ellipse")
+BOX_MODES = ("dataset", "detector")
+MAX_FAILED_FRACTION = 0.05
 DEFAULT_SHARD_SIZE = 512
 JPEG_QUALITY = 95  # 256x256 crop ~20 KB; 4:4:4 keeps colour detail (moire, print tint)
 SKIPPED_COLUMNS = ("path", "split", "label", "reason", "detail")
+# Reader counts worth a line in the summary when not zero (the rest are in store.json).
+READER_DEFECTS = (
+    "missing_image",
+    "duplicate_entries",
+    "duplicate_rows",
+    "bad_vector",
+    "bad_txt_line",
+    "bad_path",
+    "missing_box_file",
+    "label_folder_disagree",
+    "json_txt_disagree",
+    "txt_only",
+)
+
+
+class PrepareError(ValueError):
+    """A prepare run that must not yield a store (too many failures); says how to proceed."""
 
 
 class Skipped(NamedTuple):
@@ -58,16 +90,24 @@ def prepare_store(
     shard_size: int = DEFAULT_SHARD_SIZE,
     jpeg_quality: int = JPEG_QUALITY,
     min_face_confidence: float = 0.5,
+    box: str = "dataset",
+    max_failed_fraction: float = MAX_FAILED_FRACTION,
     progress: bool = True,
 ) -> Path:
     """Write (or finish) a prepared store for `read_result` in `out_dir`; returns `out_dir`.
 
     Rerunning with the same inputs and settings resumes; different ones raise `StoreError`.
+    Raises `PrepareError` (store.json not written) when more than `max_failed_fraction` of the
+    samples could not be prepared.
     """
     from facepad.data.store import StoreError, rows_path
 
     if no_mesh_policy not in NO_MESH_POLICIES:
         raise ValueError(f"no_mesh_policy {no_mesh_policy!r}: choose one of {NO_MESH_POLICIES}")
+    if box not in BOX_MODES:
+        raise ValueError(f"box {box!r}: choose one of {BOX_MODES}")
+    if not 0.0 <= max_failed_fraction <= 1.0:
+        raise ValueError(f"max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
     if crop_size < 8 or depth_size < 1 or shard_size < 1 or crop_scale <= 0:
         raise ValueError("need crop_size >= 8, depth_size >= 1, shard_size >= 1, crop_scale > 0")
     out = Path(out_dir)
@@ -83,6 +123,7 @@ def prepare_store(
         "jpeg_quality": jpeg_quality,
         "no_mesh_policy": no_mesh_policy,
         "min_face_confidence": min_face_confidence,
+        "box": box,
         "num_samples": len(samples),
         "samples_sha256": _samples_digest(samples),
     }
@@ -105,6 +146,12 @@ def prepare_store(
     if pending:
         _run_shards(out, chunks, pending, settings, workers, progress)
     summary = _assemble(out, chunks, read_result, settings)
+    _check_failures(out, summary, len(samples), max_failed_fraction)
+    meta = {k: v for k, v in settings.items() if k != "samples_sha256"}
+    meta["attributes"] = summary.pop("attributes")
+    meta["max_failed_fraction"] = max_failed_fraction
+    meta["counts"] = summary
+    _write_atomic(out / "store.json", _dumps(meta).encode())  # last: the store is complete
     _print_summary(out, summary)
     return out
 
@@ -225,10 +272,10 @@ def _run_shard(task, report=None) -> int:
         if isinstance(result, Skipped):
             records.append({"status": "skipped", "reason": result.reason, "detail": result.detail})
         else:
-            jpeg, depth_u8, box_source, target = result
+            jpeg, depth_u8, box_source, box_problem, target = result
             records.append(
                 {"status": "stored", "offset": offset, "length": len(jpeg), "box": box_source,
-                 "depth": target}
+                 "box_problem": box_problem, "depth": target}
             )  # fmt: skip
             blobs.append(jpeg)
             maps.append(depth_u8)
@@ -254,7 +301,7 @@ def _run_shard(task, report=None) -> int:
 
 
 def _process_sample(sample, settings):
-    """(jpeg, depth uint8 (D, D), box source, depth target kind), or `Skipped`."""
+    """(jpeg, depth uint8 (D, D), box source, box problem, depth target kind), or `Skipped`."""
     try:
         return _process_sample_unsafe(sample, settings)
     except Exception as e:  # a corrupt input in a big run is recorded, never a crash
@@ -273,20 +320,10 @@ def _process_sample_unsafe(sample, settings):
         rgb = load_image(sample.path)
     except ImageError as e:
         return Skipped("unreadable_image", str(e))
-    height, width = rgb.shape[:2]
-    box, box_source = sample.box, "dataset"
-    if box is None and sample.attributes.get("box_file"):
-        from facepad.data.celeba_spoof import load_box
-
-        box, problem = load_box(sample.attributes["box_file"], width, height)
-        box_source = "box_file" if box is not None else f"detector ({problem})"
-    elif box is None:
-        box_source = "detector"
-    if box is None:
-        found = _tools(settings)["detector"].detect(rgb)
-        if not found:
-            return Skipped("no_face", f"{sample.path}: face detector found no face")
-        box = found[0].box
+    face = _face_box(sample, rgb, settings)
+    if isinstance(face, Skipped):
+        return face
+    box, box_source, box_problem = face
     crop, matrix = square_crop_with_matrix(
         rgb, box, settings["crop_scale"], settings["crop_size"]
     )  # (S, S, 3)
@@ -310,14 +347,46 @@ def _process_sample_unsafe(sample, settings):
     jpeg = simplejpeg.encode_jpeg(
         crop, quality=settings["jpeg_quality"], colorspace="RGB", colorsubsampling="444"
     )
-    return jpeg, to_uint8(depth), box_source, target
+    return jpeg, to_uint8(depth), box_source, box_problem, target
+
+
+def dataset_box(sample, width: int, height: int):
+    """`(box, problem)`: the dataset's face box of `sample` in image pixels, or None with why
+    (`no_dataset_box` when the dataset gives none, else `load_box`'s reason)."""
+    if sample.box is not None:
+        return sample.box, None
+    box_file = sample.attributes.get("box_file")
+    if not box_file:
+        return None, "no_dataset_box"
+    from facepad.data.celeba_spoof import load_box
+
+    return load_box(box_file, width, height)
+
+
+def _face_box(sample, rgb, settings):
+    """`(box, box_source, box_problem)` by the `box` setting (module docstring), or `Skipped`."""
+    height, width = rgb.shape[:2]
+    given, problem = dataset_box(sample, width, height)
+    if settings["box"] == "dataset" and given is not None:
+        return given, "dataset", ""
+    if problem == "no_dataset_box":
+        problem = None  # not a defect: the dataset gives no boxes (a manifest)
+    from facepad.data.faces import largest_face
+
+    face = largest_face(_tools(settings)["detector"].detect(rgb))
+    if face is not None:
+        wanted_dataset = settings["box"] == "dataset" and problem is not None
+        return face.box, "detector-fallback" if wanted_dataset else "detector", problem or ""
+    if given is not None:
+        return given, "dataset-fallback", ""
+    return Skipped("no_face", f"{sample.path}: face detector found no face")
 
 
 # ---------------------------------------------------------------- index and summary
 
 
 def _assemble(out: Path, chunks, read_result, settings) -> dict:
-    """Write index.csv, skipped.csv and, last, store.json from the finished shards."""
+    """Write index.csv and skipped.csv from the finished shards; return the counts."""
     from facepad.data.store import INDEX_COLUMNS, rows_path
 
     attr_names = sorted(
@@ -327,7 +396,7 @@ def _assemble(out: Path, chunks, read_result, settings) -> dict:
     for reader_skip in read_result.skipped:
         skipped_rows.append([reader_skip.path, "", "", "reader", reader_skip.reason])
     stored_by = {"split_label": Counter(), "split_attack": Counter()}
-    box_sources, targets, reasons = Counter(), Counter(), Counter()
+    box_sources, box_problems, targets, reasons = Counter(), Counter(), Counter(), Counter()
     for shard, chunk in enumerate(chunks):
         records = json.loads(rows_path(out, shard).read_text())
         for sample, rec in zip(chunk, records, strict=True):
@@ -338,31 +407,58 @@ def _assemble(out: Path, chunks, read_result, settings) -> dict:
                 reasons[rec["reason"]] += 1
                 continue
             row = [len(index_rows), sample.split, sample.path, sample.label, sample.attack_type]
-            row += [sample.subject, shard, rec["offset"], rec["length"]]
+            row += [sample.subject, shard, rec["offset"], rec["length"], rec["box"]]
             row += [sample.attributes.get(k, "") for k in attr_names]
             index_rows.append(row)
             stored_by["split_label"][f"{sample.split}/{sample.label}"] += 1
             stored_by["split_attack"][f"{sample.split}/{sample.attack_type}"] += 1
             box_sources[rec["box"]] += 1
+            box_problems[rec.get("box_problem") or ""] += 1
             targets[rec["depth"]] += 1
+    failed = sum(reasons.values())
     reasons["reader"] += len(read_result.skipped)
     _write_csv(out / "index.csv", list(INDEX_COLUMNS) + attr_names, index_rows)
     _write_csv(out / "skipped.csv", list(SKIPPED_COLUMNS), skipped_rows)
-    counts = {
+    box_problems.pop("", None)
+    return {
         "stored": len(index_rows),
         "skipped": len(skipped_rows),
+        "failed": failed,
         "by_split_label": dict(sorted(stored_by["split_label"].items())),
         "by_split_attack_type": dict(sorted(stored_by["split_attack"].items())),
         "skipped_by_reason": dict(sorted((k, v) for k, v in reasons.items() if v)),
         "box_source": dict(sorted(box_sources.items())),
+        "dataset_box_problem": dict(sorted(box_problems.items())),
         "depth_target": dict(sorted(targets.items())),
         "reader": dict(sorted(read_result.counts.items())),
+        "subjects_in_two_splits": subjects_in_two_splits(s for c in chunks for s in c),
+        "attributes": attr_names,
     }
-    meta = {k: v for k, v in settings.items() if k != "samples_sha256"}
-    meta["attributes"] = attr_names
-    meta["counts"] = counts
-    _write_atomic(out / "store.json", _dumps(meta).encode())
-    return counts
+
+
+def subjects_in_two_splits(samples) -> dict[str, list[str]]:
+    """Subjects that appear in more than one split -> their splits (sorted)."""
+    splits: dict[str, set[str]] = {}
+    for sample in samples:
+        splits.setdefault(sample.subject, set()).add(sample.split)
+    return {subject: sorted(v) for subject, v in sorted(splits.items()) if len(v) > 1}
+
+
+def _check_failures(out: Path, counts: dict, n_samples: int, limit: float) -> None:
+    """Stop before store.json when too many samples failed (reader skips are not counted:
+    listed-but-absent files are the reader's, reported in the summary)."""
+    failed = counts["failed"]
+    if not n_samples or failed / n_samples <= limit:
+        return
+    reasons = {k: v for k, v in counts["skipped_by_reason"].items() if k != "reader"}
+    share = failed / n_samples
+    raise PrepareError(
+        f"{failed} of {n_samples} samples ({100 * share:.1f} %) could not be prepared "
+        f"({', '.join(f'{k} {v}' for k, v in reasons.items())}), more than the limit of "
+        f"{100 * limit:g} %; each is listed with its reason in {out / 'skipped.csv'}. Fix the "
+        f"inputs, or accept the losses by rerunning with --max-failed-fraction "
+        f"{math.ceil(share * 100) / 100:g} (finished shards are kept: the rerun only reassembles)."
+    )
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -382,10 +478,19 @@ def _print_summary(out: Path, counts: dict) -> None:
         ("per split/attack type", "by_split_attack_type"),
         ("skipped by reason", "skipped_by_reason"),
         ("face box from", "box_source"),
+        ("dataset box unusable", "dataset_box_problem"),
         ("depth target", "depth_target"),
     ):
         if counts[key]:
             print(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in counts[key].items()))
+    reader = {k: v for k, v in counts["reader"].items() if v and k in READER_DEFECTS}
+    if reader:
+        print("  reader: " + ", ".join(f"{k} {v}" for k, v in reader.items()))
+    overlap = counts["subjects_in_two_splits"]
+    if overlap:
+        shown = ", ".join(f"{s} ({'+'.join(v)})" for s, v in list(overlap.items())[:10])
+        more = f" and {len(overlap) - 10} more" if len(overlap) > 10 else ""
+        print(f"  subjects in two splits: {len(overlap)}: {shown}{more}")
 
 
 # ---------------------------------------------------------------- command line
@@ -417,6 +522,25 @@ def register(subparsers) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-mesh-policy", choices=NO_MESH_POLICIES, default="skip")
+    p.add_argument(
+        "--box",
+        choices=BOX_MODES,
+        default="dataset",
+        help="face box: the dataset's (detector where it has none) or the detector's, as at "
+        "inference (dataset box where no face is found); index.csv's box_source records which",
+    )
+    p.add_argument(
+        "--max-failed-fraction",
+        type=float,
+        default=MAX_FAILED_FRACTION,
+        metavar="F",
+        help="stop with an error when more than this share of samples fails (default 0.05)",
+    )
+    p.add_argument(
+        "--allow-subject-overlap",
+        action="store_true",
+        help="manifest: accept a split column that puts one subject in two splits",
+    )
     p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_prepare)
@@ -437,7 +561,11 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         from facepad.data.manifest import read_manifest
 
         read = read_manifest(
-            args.manifest, args.val_fraction, args.seed, test_subjects=args.test_subjects
+            args.manifest,
+            args.val_fraction,
+            args.seed,
+            test_subjects=args.test_subjects,
+            allow_subject_overlap=args.allow_subject_overlap,
         )
         name = Path(args.manifest).resolve().parent.name
     prepare_store(
@@ -450,6 +578,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         workers=args.workers,
         no_mesh_policy=args.no_mesh_policy,
         shard_size=args.shard_size,
+        box=args.box,
+        max_failed_fraction=args.max_failed_fraction,
         progress=not args.no_progress,
     )
     return 0

@@ -4,7 +4,8 @@ Layout of a store folder (written by `facepad.data.prepare`):
 
     store.json              format version, dataset, crop scale/size, depth size, counts
     index.csv               one row per stored sample: idx, split, path, label, attack_type,
-                            subject, shard, offset, length, then dataset attributes
+                            subject, shard, offset, length, box_source (dataset, detector,
+                            detector-fallback, dataset-fallback), then dataset attributes
     shards/NNNNN.bin        the shard's JPEG crops, concatenated
     shards/NNNNN.depth.npy  (n, D, D) uint8 depth maps, rows in index order within the shard
     shards/NNNNN.rows.json  the shard's per-sample results (prepare's resume record)
@@ -41,6 +42,7 @@ INDEX_COLUMNS = (
     "shard",
     "offset",
     "length",
+    "box_source",
 )
 _INT_COLUMNS = ("idx", "shard", "offset", "length")
 # Open shard files kept per process; more would risk the open-file limit on CelebA-Spoof (1,200+).

@@ -29,12 +29,25 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, help="output folder (default: <ckpt dir>/eval_<split>)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="also run the split's raw images through the deployed pipeline (decode, detect, "
+        "crop, model: the Predictor of `facepad predict`) and report its figures, with failures "
+        "to acquire counted, beside the store's",
+    )
     p.set_defaults(func=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from facepad.evaluate.evaluate import evaluate_checkpoint
 
+    pipeline = None
+    if args.end_to_end:
+        # The command line sits above every layer: it hands evaluation the deployed pipeline.
+        from facepad.infer.predictor import Predictor
+
+        pipeline = Predictor.from_checkpoint(args.checkpoint, "torch", largest_only=True)
     result = evaluate_checkpoint(
         args.checkpoint,
         args.store,
@@ -44,6 +57,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         rule=args.rule,
+        pipeline=pipeline,
     )
     print((result.out_dir / "report.md").read_text())
     print(f"wrote {', '.join(str(p) for p in result.files.values())}")

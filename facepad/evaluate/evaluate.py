@@ -6,7 +6,6 @@ one is given, and is applied unchanged to the evaluated split.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,10 @@ _STORE_COLUMNS = {"idx", "split", "path", "label", "attack_type", "subject", "sh
 _STORE_COLUMNS |= {"length"}
 
 
+class DatasetError(ValueError):
+    """Evaluation input that cannot be read; evaluation stops rather than score what is left."""
+
+
 @dataclass
 class Evaluation:
     """What `evaluate_checkpoint` produced: rows, report and the files written."""
@@ -29,11 +32,12 @@ class Evaluation:
     threshold: float
     out_dir: Path
     files: dict[str, Path] = field(default_factory=dict)
-    skipped: list[tuple[int, str]] = field(default_factory=list)
 
 
-class _SafeItems:
-    """Dataset wrapper: an item that fails to load becomes None (recorded), not a crash."""
+class _NamedItems:
+    """Dataset wrapper: an item that fails to load stops evaluation with an error naming it.
+
+    Scoring whatever survives would report figures on a set other than the one asked for."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -44,65 +48,179 @@ class _SafeItems:
     def __getitem__(self, i: int):
         try:
             return self.dataset[i]
-        except Exception as err:  # a corrupt crop in a big run: record and skip
-            return {"failed": i, "reason": f"{type(err).__name__}: {err}"}
+        except Exception as err:
+            raise DatasetError(_unreadable(self.dataset, i, err)) from err
+
+
+def _unreadable(dataset, i: int, err: Exception) -> str:
+    cause = f"{type(err).__name__}: {err}"
+    store, indices = getattr(dataset, "store", None), getattr(dataset, "indices", None)
+    if store is None or indices is None:
+        return f"item {i} of the evaluated dataset cannot be read ({cause})"
+    row = store.index[indices[i]]
+    return (
+        f"sample {row['idx']} of {store.root} ({row['path']}) cannot be read ({cause}); the "
+        "store is damaged: rebuild it with `facepad prepare` into a new folder"
+    )
 
 
 def _collate(items: list[dict]) -> dict:
     import torch
 
-    good = [x for x in items if "failed" not in x]
-    out = {"failed": [(x["failed"], x["reason"]) for x in items if "failed" in x]}
-    if good:
-        out["image"] = torch.stack([x["image"] for x in good])  # (B, 3, H, W)
-        out["idx"] = torch.tensor([int(x["idx"]) for x in good])
-    return out
+    return {
+        "image": torch.stack([x["image"] for x in items]),  # (B, 3, H, W)
+        "idx": torch.tensor([int(x["idx"]) for x in items]),
+    }
 
 
 def score_dataset(
     scored_model, dataset, batch_size: int = 64, device: str = "cpu", workers: int = 0, desc=""
-) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
-    """Liveness scores of every item: (store idx (N,), scores (N,), failed [(position, reason)])."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Liveness scores of every item: (store idx (N,), scores (N,)); `DatasetError` when an item
+    cannot be read."""
     import torch
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
     loader = DataLoader(
-        _SafeItems(dataset), batch_size=batch_size, num_workers=workers, collate_fn=_collate
+        _NamedItems(dataset), batch_size=batch_size, num_workers=workers, collate_fn=_collate
     )
     scored_model.eval().to(device)
-    idx, scores, failed = [], [], []
+    idx, scores = [], []
     with torch.inference_mode():
         for batch in tqdm(loader, desc=desc or "scoring", unit="batch", leave=False):
-            failed += batch["failed"]
-            if "image" not in batch:
-                continue
             score, _ = scored_model(batch["image"].to(device))  # (B,)
             scores.append(score.float().cpu().numpy())
             idx.append(batch["idx"].numpy())
     if not scores:
-        raise RuntimeError(f"no sample could be scored ({len(failed)} failed: {failed[:3]})")
-    return np.concatenate(idx), np.concatenate(scores), failed
+        raise DatasetError("nothing to score: the dataset is empty")
+    return np.concatenate(idx), np.concatenate(scores)
 
 
 def store_rows(store, idx: np.ndarray, scores: np.ndarray, threshold: float) -> list[dict]:
     """Score rows (the `facepad.evaluate.report` format) from store index rows and scores."""
+    return [
+        _score_row(store.index[i], float(s), threshold)
+        for i, s in zip(idx.tolist(), scores.tolist(), strict=True)
+    ]
+
+
+def _score_row(index_row: dict, score: float, threshold: float, **extra: str) -> dict:
+    attributes = {k: v for k, v in index_row.items() if k not in _STORE_COLUMNS}
+    return {
+        "idx": index_row["idx"],
+        "path": index_row["path"],
+        "subject": index_row["subject"],
+        "label": index_row["label"],
+        "attack_type": index_row["attack_type"],
+        "attributes": attributes | extra,
+        "score": score,
+        "decision": report.decide(score, threshold),
+    }
+
+
+# ---- end to end: the deployed pipeline on the raw images ---------------------------------------
+
+E2E_BATCH = 16  # raw images decoded and detected per Predictor call
+FTA_CONVENTION = (
+    "A presentation in which no face is found (a failure to acquire, FTA) is rejected, as the "
+    "deployed system rejects it: a live one counts as a BPCER error, an attack as correctly "
+    "rejected ('with FTA'). ISO/IEC 30107-3 reports failures to acquire separately: 'without "
+    "FTA' leaves them out. The face scored is the largest one found."
+)
+
+
+def fta_score(threshold: float) -> float:
+    """The score given to a presentation with no face: below the threshold and every real score,
+    so curve metrics (AUC, EER) rank it as the most certain attack."""
+    return min(0.0, threshold) - 1.0
+
+
+def score_end_to_end(pipeline, store, split: str, threshold: float, batch: int = E2E_BATCH):
+    """Rows of the split's raw images scored by `pipeline`, the deployed pipeline: a
+    `facepad.infer.predictor.Predictor` (passed in: evaluate sits below infer), whose
+    `predict_rgb(images)` gives each image's faces, largest first, each with a `score`.
+
+    Attribute `face_found` is "yes" or "no"; a presentation with no face gets `fta_score` and
+    decision spoof (`FTA_CONVENTION`). An image that cannot be read stops with `DatasetError`.
+    """
+    from tqdm import tqdm
+
+    from facepad.data.images import ImageError, load_image
+
+    index_rows = [store.index[i] for i in store.indices(split)]
     rows = []
-    for i, s in zip(idx.tolist(), scores.tolist(), strict=True):
-        r = store.index[i]
-        rows.append(
-            {
-                "idx": i,
-                "path": r["path"],
-                "subject": r["subject"],
-                "label": r["label"],
-                "attack_type": r["attack_type"],
-                "attributes": {k: v for k, v in r.items() if k not in _STORE_COLUMNS},
-                "score": float(s),
-                "decision": report.decide(s, threshold),
-            }
-        )
+    for start in tqdm(range(0, len(index_rows), batch), desc="end to end", leave=False):
+        chunk = index_rows[start : start + batch]
+        images = []
+        for r in chunk:
+            try:
+                images.append(load_image(r["path"]))
+            except ImageError as err:
+                raise DatasetError(
+                    f"store sample {r['idx']}: its raw image cannot be read ({err}); end-to-end "
+                    "evaluation needs the images the store was prepared from"
+                ) from None
+        for r, faces in zip(chunk, pipeline.predict_rgb(images), strict=True):
+            r = {k: v for k, v in r.items() if k != "box_source"}  # the pipeline finds the box
+            if faces:
+                rows.append(_score_row(r, faces[0].score, threshold, face_found="yes"))
+            else:
+                row = _score_row(r, fta_score(threshold), threshold, face_found="no")
+                rows.append(row | {"decision": "spoof"})
     return rows
+
+
+def end_to_end_report(store_rows_: list[dict], e2e_rows: list[dict], threshold: float) -> dict:
+    """Failures to acquire, metrics with and without them, and agreement with the store figures."""
+    acquired = [r for r in e2e_rows if r["attributes"]["face_found"] == "yes"]
+    fta = [r for r in e2e_rows if r["attributes"]["face_found"] == "no"]
+    n_fta_live = sum(r["label"] == "live" for r in fta)
+
+    def overall(rows):
+        if not rows:
+            return None
+        scores, is_live = [r["score"] for r in rows], [r["label"] == "live" for r in rows]
+        return metrics.summary(scores, is_live, threshold, [r["attack_type"] for r in rows])
+
+    return {
+        "convention": FTA_CONVENTION,
+        "n_presentations": len(e2e_rows),
+        "n_fta": len(fta),
+        "n_fta_live": n_fta_live,
+        "n_fta_attack": len(fta) - n_fta_live,
+        "fta_rate": len(fta) / len(e2e_rows) if e2e_rows else float("nan"),
+        "with_fta": overall(e2e_rows),
+        "without_fta": overall(acquired),
+        "agreement": score_agreement(store_rows_, acquired, threshold),
+    }
+
+
+def score_agreement(store_rows_: list[dict], e2e_rows: list[dict], threshold: float) -> dict:
+    """How far end-to-end scores are from the store's, per sample (same idx), overall and per
+    store `box_source`: decision agreement and mean / max absolute score difference."""
+    e2e = {r["idx"]: r["score"] for r in e2e_rows}
+    groups: dict[str, list[tuple[float, float]]] = {"all": []}
+    for r in store_rows_:
+        if r["idx"] in e2e:
+            pair = (r["score"], e2e[r["idx"]])
+            groups["all"].append(pair)
+            source = r["attributes"].get("box_source")
+            if source:
+                groups.setdefault(f"box_source={source}", []).append(pair)
+    out = {}
+    for key, pairs in groups.items():
+        if not pairs:
+            continue
+        a, b = np.array(pairs).T  # (n,), (n,)
+        diff = np.abs(a - b)
+        out[key] = {
+            "n": len(pairs),
+            "decision_agreement": float(np.mean((a >= threshold) == (b >= threshold))),
+            "mean_abs_score_diff": float(diff.mean()),
+            "max_abs_score_diff": float(diff.max()),
+        }
+    return out
 
 
 def depth_examples(scored_model, dataset, positions: list[int], device: str = "cpu"):
@@ -131,15 +249,21 @@ def evaluate_checkpoint(
     n_boot: int = 1000,
     rule: str | None = None,
     figures: bool = True,
+    pipeline=None,
 ) -> Evaluation:
     """Score `split` of a prepared store and write scores.csv, report.{json,md} and figures.
 
     Threshold: `threshold` if given; else, with `rule` ("eer", "apcer=0.05", "bpcer=0.01"), one
     chosen by that rule on the store's val split; else the checkpoint's validation EER threshold.
 
+    With `pipeline` (the deployed pipeline: a `Predictor` of the same checkpoint, largest face
+    only), the split's raw images are also decoded, face-detected, cropped and scored by it, and
+    the report gains an `end_to_end` section (`score_end_to_end`, `end_to_end_report`), with
+    per-image rows in end_to_end_scores.csv.
+
     Files go to `out_dir` (default: beside the checkpoint, `eval_<split>/`): scores.csv,
-    report.json, report.md, roc.png, det.png, histogram.png, depth_examples.png, and skipped.csv
-    when some samples could not be read.
+    report.json, report.md, roc.png, det.png, histogram.png, depth_examples.png. A sample that
+    cannot be read stops evaluation with a `DatasetError` naming it.
     """
     from facepad.data.dataset import StoreDataset
     from facepad.data.store import PreparedStore
@@ -171,7 +295,7 @@ def evaluate_checkpoint(
             scored, prepared, rule, input_size, depth_size, batch_size, device
         )
         print(f"threshold {threshold:.4f}: {source}")
-    idx, scores, failed = score_dataset(scored, dataset, batch_size, device, desc=f"{name} {split}")
+    idx, scores = score_dataset(scored, dataset, batch_size, device, desc=f"{name} {split}")
 
     out_dir = Path(out_dir) if out_dir else checkpoint.parent / f"eval_{split}"
     rows = store_rows(prepared, idx, scores, threshold)
@@ -181,18 +305,17 @@ def evaluate_checkpoint(
     )
     rep["checkpoint"] = str(checkpoint)
     rep["store"] = str(store)
-    rep["n_failed"] = len(failed)
+    if pipeline is not None:
+        e2e_rows = score_end_to_end(pipeline, prepared, split, threshold)
+        rep["end_to_end"] = end_to_end_report(rows, e2e_rows, threshold)
+        files["end_to_end_scores"] = report.write_scores_csv(
+            e2e_rows, out_dir / "end_to_end_scores.csv"
+        )
     files["report_json"], files["report_md"] = report.write_report(rep, out_dir)
     positions = {int(i): p for p, i in enumerate(prepared.indices(split))}
-    skipped = [(prepared.indices(split)[p], reason) for p, reason in failed]
-    if skipped:
-        with open(out_dir / "skipped.csv", "w", newline="") as f:
-            csv.writer(f).writerows([("idx", "reason"), *skipped])
-        files["skipped"] = out_dir / "skipped.csv"
-        print(f"warning: {len(skipped)} samples could not be read; see {files['skipped']}")
 
     if not figures:
-        return Evaluation(rows, rep, threshold, out_dir, files, skipped)
+        return Evaluation(rows, rep, threshold, out_dir, files)
     files.update(write_figures(rows, threshold, out_dir, name))
     is_live = np.array([r["label"] == "live" for r in rows])
     picks = plots.pick_depth_examples(scores, is_live, threshold, n=n_examples)
@@ -209,7 +332,7 @@ def evaluate_checkpoint(
         title=f"{name} ({split}): inputs"
         + (" above predicted depth maps" if any(m is not None for m in maps) else ""),
     )
-    return Evaluation(rows, rep, threshold, out_dir, files, skipped)
+    return Evaluation(rows, rep, threshold, out_dir, files)
 
 
 def parse_rule(rule: str) -> tuple[str, float | None]:
@@ -239,7 +362,7 @@ def threshold_on_val(
     if "val" not in store.splits():
         raise ValueError(f"{store.root} has no 'val' split to choose a threshold on; pass one")
     val = StoreDataset(store, "val", input_size, depth_size, augment=False)
-    idx, scores, _ = score_dataset(scored_model, val, batch_size, device, desc="val")
+    idx, scores = score_dataset(scored_model, val, batch_size, device, desc="val")
     is_live = np.array([store.index[i]["label"] == "live" for i in idx.tolist()])
     threshold = metrics.select_threshold(scores, is_live, name, target)
     return threshold, f"chosen on val by rule {rule}"

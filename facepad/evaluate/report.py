@@ -225,7 +225,45 @@ def report_markdown(report: dict) -> str:
     for key, groups in report["by_attribute"].items():
         lines += ["", f"## By {key}", "", f"Only the samples whose {key} is the value.", ""]
         lines += _group_table(groups, key)
+    if report.get("end_to_end"):
+        lines += end_to_end_markdown(report["end_to_end"], o)
     return "\n".join(lines) + "\n"
+
+
+def end_to_end_markdown(e2e: dict, store_overall: dict) -> list[str]:
+    """The end-to-end section: store figures beside the deployed pipeline's, with and without
+    failures to acquire, and how far the two scorings agree."""
+    keys = ("apcer", "bpcer", "acer", "acc", "auc", "eer")
+    lines = [
+        "",
+        "## End to end (deployed pipeline)",
+        "",
+        f"The raw images of these samples decoded, face-detected, cropped and scored by the "
+        f"Predictor (as `facepad predict` does), at the same threshold. "
+        f"{e2e['n_presentations']} presentations; no face found in {e2e['n_fta']} "
+        f"({e2e['n_fta_live']} live, {e2e['n_fta_attack']} attacks; FTA rate "
+        f"{pct(e2e['fta_rate'])} %). {e2e['convention']}",
+        "",
+    ]
+    body = [["store crops", str(store_overall["n_live"] + store_overall["n_attack"])]]
+    body[0] += [pct(store_overall[k]) for k in keys]
+    for title, m in (("end to end, without FTA", e2e["without_fta"]),
+                     ("end to end, with FTA", e2e["with_fta"])):  # fmt: skip
+        n = "0" if m is None else str(m["n_live"] + m["n_attack"])
+        body.append([title, n] + [pct(None if m is None else m[k]) for k in keys])
+    lines += _table(["scoring", "n", "APCER", "BPCER", "ACER", "ACC", "AUC", "EER"], body)
+    agreement = e2e.get("agreement") or {}
+    if agreement:
+        lines += ["", "Store score vs end-to-end score of the same sample (faces found only):", ""]
+        rows = [
+            [group, str(a["n"]), pct(a["decision_agreement"]), f"{a['mean_abs_score_diff']:.4f}",
+             f"{a['max_abs_score_diff']:.4f}"]
+            for group, a in agreement.items()
+        ]  # fmt: skip
+        lines += _table(
+            ["samples", "n", "same decision (%)", "mean abs diff", "max abs diff"], rows
+        )
+    return lines
 
 
 def write_report(report: dict, out_dir: str | Path, stem: str = "report") -> tuple[Path, Path]:

@@ -139,9 +139,14 @@ def default_train(recipe: Path, overrides: list[str]) -> Path:
 
 
 def default_evaluate(checkpoint: Path, store_dir: Path, out_dir: Path, name: str):
+    """Test figures from the store and end to end (the deployed Predictor on the raw images)."""
     from facepad.evaluate.evaluate import evaluate_checkpoint
+    from facepad.infer.predictor import Predictor
 
-    return evaluate_checkpoint(checkpoint, store_dir, "test", out_dir=out_dir, name=name)
+    pipeline = Predictor.from_checkpoint(checkpoint, "torch", largest_only=True)
+    return evaluate_checkpoint(
+        checkpoint, store_dir, "test", out_dir=out_dir, name=name, pipeline=pipeline
+    )
 
 
 @dataclass
@@ -281,10 +286,11 @@ def reproduce(
         for m, (_, rep) in evaluations.items()
     }
     files = write_table(table, out_dir)
+    e2e_md = write_end_to_end_table(evaluations, out_dir, files)
     files.update(write_comparison_figures(evaluations, out_dir))
     (out_dir / "timings.json").write_text(json.dumps(seconds, indent=2) + "\n")
     print()
-    print(table_markdown(table))
+    print(table_markdown(table) + e2e_md)
     print(f"Table I: {files['table_md']} and {files['table_csv']}")
     print(f"Figure 2: {files['figure2']}; ROC/DET: {files.get('roc')}, {files.get('det')}")
     print(f"Per model: {out_dir}/<model>/ (report.md, roc.png, det.png, histogram.png, ")
@@ -325,6 +331,59 @@ def write_table(table: dict[str, dict[str, float]], out_dir: Path) -> dict[str, 
         title="Test error rates, threshold from validation (lower is better)",
     )
     return {"table_md": md, "table_csv": path, "figure2": bars}
+
+
+# End-to-end table: (key, header); `*_without` / `*_with` leave out / count failures to acquire.
+E2E_COLUMNS = (
+    ("n_fta", "no face (n)"),
+    ("acer_store", "ACER store"),
+    ("apcer_without", "APCER e2e"),
+    ("bpcer_without", "BPCER e2e"),
+    ("acer_without", "ACER e2e"),
+    ("bpcer_with", "BPCER e2e with FTA"),
+    ("acer_with", "ACER e2e with FTA"),
+    ("agreement", "same decision"),
+)
+
+
+def write_end_to_end_table(evaluations: dict, out_dir: Path, files: dict) -> str:
+    """Append the deployed pipeline's figures beside the store's to table1.md and write
+    table1_end_to_end.csv (percent); returns the Markdown added ("" without end-to-end runs)."""
+    rows, convention = {}, ""
+    for model, (_, rep) in evaluations.items():
+        e2e = rep.get("end_to_end")
+        if not e2e:
+            continue
+        convention = e2e["convention"]
+        without, with_fta = e2e["without_fta"] or {}, e2e["with_fta"] or {}
+        rows[model] = {
+            "n_fta": e2e["n_fta"],
+            "acer_store": rep["overall"]["acer"],
+            "apcer_without": without.get("apcer"),
+            "bpcer_without": without.get("bpcer"),
+            "acer_without": without.get("acer"),
+            "bpcer_with": with_fta.get("bpcer"),
+            "acer_with": with_fta.get("acer"),
+            "agreement": (e2e["agreement"].get("all") or {}).get("decision_agreement"),
+        }
+    if not rows:
+        return ""
+    cells = {m: [str(r["n_fta"])] + [report.pct(r[k]) for k, _ in E2E_COLUMNS[1:]]
+             for m, r in rows.items()}  # fmt: skip
+    lines = ["", "End to end: the test images through the deployed pipeline (the Predictor)", ""]
+    lines += ["| model | " + " | ".join(h for _, h in E2E_COLUMNS) + " |"]
+    lines += ["|" + "---|" * (len(E2E_COLUMNS) + 1)]
+    lines += [f"| {m} | " + " | ".join(c) + " |" for m, c in cells.items()]
+    lines += ["", f"Rates in percent. {convention}"]
+    markdown = "\n".join(lines) + "\n"
+    with open(files["table_md"], "a") as f:
+        f.write(markdown)
+    path = out_dir / "table1_end_to_end.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([["model", *(k for k, _ in E2E_COLUMNS)],
+                                 *([m, *c] for m, c in cells.items())])  # fmt: skip
+    files["table_e2e_csv"] = path
+    return markdown
 
 
 def write_comparison_figures(
