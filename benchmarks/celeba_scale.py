@@ -4,15 +4,22 @@ Writes intra_test label JSONs with 494,405 train + 67,170 test entries in the re
 (realistic subject ids, image names, spoof types, ~2,000 live-folder images labelled spoof, a PNG
 share, subjects in both splits; no images) into a temp dir, then times
 `read_celeba_spoof(check_files=False)` (parse + validate + split) and an index step (per-split
-and per-subject lists), and reports peak memory.
+and per-subject lists), and reports peak memory. `--with-txt` also writes the TXT lists the
+release ships beside the JSONs (same images, `<path> <0|1>`), which the reader then cross-checks.
 
-    .venv/bin/python benchmarks/celeba_scale.py [--repeat 3] [--keep DIR]
+`--sample ROOT` (default: the development sample beside the checkout, when present) also times
+reading a real CelebA-Spoof root with the complete 67,170-line intra-test list and checking which
+listed images exist (check_files=True).
+
+    .venv/bin/python benchmarks/celeba_scale.py [--repeat 3] [--keep DIR] [--with-txt]
+        [--sample ROOT]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import resource
 import statistics
@@ -28,13 +35,17 @@ N_TRAIN, N_TEST = 494_405, 67_170
 TRAIN_SUBJECTS, TEST_SUBJECTS = range(1, 8193), range(8193, 10178)  # ids as in the release
 
 
-def write_labels(path: Path, split: str, n: int, subjects: range, rng: random.Random) -> None:
-    """One `{split}_label.json` with n entries spread over `subjects`, written as a stream."""
+def write_labels(
+    path: Path, split: str, n: int, subjects: range, rng: random.Random, txt: bool = False
+) -> None:
+    """One `{split}_label.json` with n entries spread over `subjects`, written as a stream (and
+    the same images as `{split}_label.txt` when `txt`)."""
     live_attrs = [", ".join(str(rng.randint(0, 1)) for _ in range(40)) for _ in range(512)]
     zeros = ", ".join(["0"] * 40)
     per_subject = n // len(subjects) + 1
     written = 0
-    with open(path, "w") as f:
+    txt_path = path.with_suffix(".txt") if txt else os.devnull
+    with open(path, "w") as f, open(txt_path, "w") as lines:
         f.write("{")
         for subject in subjects:
             for i in range(per_subject):
@@ -51,19 +62,21 @@ def write_labels(path: Path, split: str, n: int, subjects: range, rng: random.Ra
                 else:
                     vec = f"{rng.choice(live_attrs)}, 0, 0, 0, 0"
                 sep = ", " if written else ""
-                f.write(f'{sep}"Data/{split}/{subject}/{folder}/{i:06d}.{ext}": [{vec}]')
+                key = f"Data/{split}/{subject}/{folder}/{i:06d}.{ext}"
+                f.write(f'{sep}"{key}": [{vec}]')
+                lines.write(f"{key} {int(spoof)}\n")
                 written += 1
         f.write("}")
 
 
-def make_label_set(root: Path, seed: int = 0) -> Path:
+def make_label_set(root: Path, seed: int = 0, txt: bool = False) -> Path:
     metas = root / "metas" / "intra_test"
     metas.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    write_labels(metas / "train_label.json", "train", N_TRAIN, TRAIN_SUBJECTS, rng)
+    write_labels(metas / "train_label.json", "train", N_TRAIN, TRAIN_SUBJECTS, rng, txt)
     # 150 test subjects also appear in train, as in the release
     test_subjects = range(TEST_SUBJECTS.start - 150, TEST_SUBJECTS.stop - 150)
-    write_labels(metas / "test_label.json", "test", N_TEST, test_subjects, rng)
+    write_labels(metas / "test_label.json", "test", N_TEST, test_subjects, rng, txt)
     (root / "Data").mkdir(exist_ok=True)
     return root
 
@@ -79,17 +92,39 @@ def read_and_index(root: Path):
     return result, t_read, by_split, by_subject
 
 
+def time_real_root(root: Path, repeat: int) -> None:
+    """Read a real root with its complete lists, checking which listed images exist."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = read_celeba_spoof(root)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    c = result.counts
+    print(
+        f"real root {root}: {c['entries']:,} listed ({c['entries_json']:,} JSON vectors, "
+        f"{c['entries_txt']:,} TXT lines), {c['samples']:,} present, {c['missing_image']:,} "
+        f"missing; read + check files: median {statistics.median(walls):.2f} s wall, "
+        f"{statistics.median(cpus):.2f} s CPU (runs: {', '.join(f'{t:.2f}' for t in walls)})"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs (median reported)")
     parser.add_argument("--keep", type=Path, help="write the label set here and keep it")
+    parser.add_argument("--with-txt", action="store_true", help="also write the TXT lists")
+    sample = Path(__file__).resolve().parents[2] / "shared/data/celeba-spoof-sample/CelebA_Spoof"
+    parser.add_argument("--sample", type=Path, default=sample, help="a real CelebA-Spoof root")
     args = parser.parse_args()
+    if (args.sample / "metas").is_dir():
+        time_real_root(args.sample, args.repeat)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp) / "CelebA_Spoof"
         t0 = time.perf_counter()
-        make_label_set(root)
-        sizes = {p.name: p.stat().st_size for p in (root / "metas/intra_test").glob("*.json")}
+        make_label_set(root, txt=args.with_txt)
+        sizes = {p.name: p.stat().st_size for p in (root / "metas/intra_test").glob("*_label.*")}
         print(
             f"generated label set in {time.perf_counter() - t0:.1f} s: "
             + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in sorted(sizes.items()))

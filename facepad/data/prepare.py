@@ -379,7 +379,8 @@ def _face_box(sample, rgb, settings):
         return face.box, "detector-fallback" if wanted_dataset else "detector", problem or ""
     if given is not None:
         return given, "dataset-fallback", ""
-    return Skipped("no_face", f"{sample.path}: face detector found no face")
+    why = f" (and the dataset box: {problem})" if problem else ""
+    return Skipped("no_face", f"{sample.path}: face detector found no face{why}")
 
 
 # ---------------------------------------------------------------- index and summary
