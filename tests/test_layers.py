@@ -45,6 +45,7 @@ TORCH_FREE = [
     "infer/onnx_backend.py",
     "data/images.py",
     "data/crop.py",
+    "data/faces.py",
 ]
 
 
