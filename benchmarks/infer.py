@@ -54,20 +54,22 @@ def make_models(root: Path, names: list[str], input_size: int) -> dict[str, dict
 
     from facepad.infer.export import export_onnx
     from facepad.models import create_model
+    from facepad.models.checkpoint import build_checkpoint, save_checkpoint
 
     out = {}
     for name in names:
         torch.manual_seed(0)
         model = create_model(name, **MODEL_KWARGS.get(name, {})).eval()
-        ckpt = {
-            "format_version": 1,
-            "model": {"name": name, "kwargs": dict(getattr(model, "kwargs", {}))},
-            "state_dict": model.state_dict(),
-            "threshold": 0.5,
-            "preprocess": {"crop_scale": 1.3, "input_size": input_size},
-        }
-        pt = root / f"{name}.pt"
-        torch.save(ckpt, pt)
+        ckpt = build_checkpoint(
+            model,
+            config={},
+            preprocess={"crop_scale": 1.3, "input_size": input_size},
+            threshold=0.5,
+            epoch=0,
+            step=0,
+            best_metric={},
+        )
+        pt = save_checkpoint(ckpt, root / f"{name}.pt")
         onnx_path = root / f"{name}.onnx"
         export_onnx(pt, onnx_path, check=False)
         out[name] = {"torch": pt, "onnx": onnx_path}

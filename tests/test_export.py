@@ -80,14 +80,35 @@ def test_metadata_and_dynamic_batch(tmp_path):
         np.testing.assert_allclose(depth, t_depth.numpy(), atol=1e-5)
 
 
-def test_untrained_checkpoint_without_threshold_exports_and_falls_back(tmp_path):
-    from facepad.infer.predictor import DEFAULT_THRESHOLD, Predictor
+def test_an_uncalibrated_checkpoint_exports_only_with_a_threshold(tmp_path, capsys):
+    from facepad.infer import commands
+    from facepad.models.checkpoint import UncalibratedError
 
     ckpt = save_tiny_checkpoint(tmp_path / "b.pt", "binary_cnn", threshold=None)
     path = tmp_path / "b.onnx"
-    export_onnx(ckpt, path, check=False)
-    assert OnnxBackend(path).threshold is None
-    assert Predictor.from_checkpoint(path, "onnx").threshold == DEFAULT_THRESHOLD
+    with pytest.raises(UncalibratedError, match=r"b\.pt is uncalibrated.*--threshold T"):
+        export_onnx(ckpt, path, check=False)
+    assert not path.exists()
+    export_onnx(ckpt, path, check=False, threshold=0.3)
+    assert OnnxBackend(path).threshold == pytest.approx(0.3)
+
+    parser = argparse.ArgumentParser(prog="facepad")
+    commands.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["export", str(ckpt), "--out", str(tmp_path / "c.onnx"), "--no-check"])
+    with pytest.raises(UncalibratedError):  # facepad's main() prints it and exits 2
+        args.func(args)
+    args = parser.parse_args(
+        ["export", str(ckpt), "--out", str(tmp_path / "c.onnx"), "--no-check", "--threshold", "0.7"]
+    )
+    assert args.func(args) == 0
+    assert "facepad.threshold = 0.7" in capsys.readouterr().out
+    assert OnnxBackend(tmp_path / "c.onnx").threshold == pytest.approx(0.7)
+
+
+def test_a_given_threshold_replaces_the_calibrated_one_in_the_graph(tmp_path):
+    ckpt = save_tiny_checkpoint(tmp_path / "d.pt", "binary_cnn", threshold=0.4321)
+    export_onnx(ckpt, tmp_path / "d.onnx", check=False, threshold=0.9)
+    assert OnnxBackend(tmp_path / "d.onnx").threshold == pytest.approx(0.9)
 
 
 def test_export_cli_prints_the_difference(tmp_path, capsys):

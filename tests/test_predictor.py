@@ -95,6 +95,43 @@ def test_threshold_comes_from_the_checkpoint(tmp_path):
     assert Predictor.from_checkpoint(high).threshold == pytest.approx(1.01)
 
 
+def test_an_uncalibrated_model_is_refused_unless_given_a_threshold(tmp_path):
+    from facepad.infer.export import export_onnx
+
+    uncalibrated = save_tiny_checkpoint(tmp_path / "uncal.pt", "binary_cnn", threshold=None)
+    with pytest.raises(PredictorError, match=r"uncal\.pt is uncalibrated.*--threshold T"):
+        Predictor.from_checkpoint(uncalibrated)
+    given = Predictor.from_checkpoint(uncalibrated, threshold=1.01)
+    assert given.threshold == 1.01 and given.describe()["threshold_source"] == "given"
+    assert given.predict(astronaut())[0].decision == "spoof"
+    # An ONNX graph without a threshold in its metadata (from an older export) alike.
+    onnx_path = Path(
+        export_onnx(uncalibrated, tmp_path / "u.onnx", check=False, threshold=0.3)["out"]
+    )
+    _clear_onnx_threshold(onnx_path)
+    with pytest.raises(PredictorError, match=r"u\.onnx is uncalibrated.*--threshold T"):
+        Predictor.from_checkpoint(onnx_path, "onnx")
+    assert Predictor.from_checkpoint(onnx_path, "onnx", threshold=0.0).threshold == 0.0
+
+
+def _clear_onnx_threshold(path: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    for prop in model.metadata_props:
+        if prop.key == "facepad.threshold":
+            prop.value = ""
+    onnx.save(model, str(path))
+
+
+def test_a_given_threshold_overrides_the_calibrated_one(models):
+    predictor = Predictor.from_checkpoint(models["binary_cnn"], threshold=-1.0)
+    assert predictor.threshold == -1.0 and predictor.predict(astronaut())[0].decision == "live"
+    assert Predictor.from_checkpoint(models["binary_cnn"]).threshold == 0.5
+    with pytest.raises(PredictorError, match="not a number"):
+        Predictor.from_checkpoint(models["binary_cnn"], threshold=float("nan"))
+
+
 def test_torch_and_onnx_agree(models):
     images = [astronaut(), grace_hopper_path()]
     for name in ("binary_cnn", "depth_unet"):
@@ -285,6 +322,23 @@ def test_predict_cli_refuses_a_bad_model(tmp_path, capsys):
     rc = _run_cli("predict", tmp_path, "--checkpoint", tmp_path / "missing.pt")
     assert rc == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_predict_cli_needs_a_threshold_for_an_uncalibrated_model(tmp_path, capsys):
+    uncalibrated = save_tiny_checkpoint(tmp_path / "uncal.pt", "binary_cnn", threshold=None)
+    face = grace_hopper_path()
+    assert _run_cli("predict", face, "--checkpoint", uncalibrated) == 2
+    err = capsys.readouterr().err
+    assert "uncal.pt is uncalibrated" in err and "--threshold T" in err
+    out = tmp_path / "r.json"
+    rc = _run_cli(
+        "predict", face, "--checkpoint", uncalibrated, "--threshold", "0.25", "--json", out
+    )
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert result["model"]["threshold"] == 0.25
+    assert result["model"]["threshold_source"] == "given"
+    assert result["results"][0]["decision"] in ("live", "spoof")
 
 
 def test_predict_on_real_webcam_frames(nuaa_dev, depth_predictor):

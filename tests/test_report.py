@@ -271,8 +271,12 @@ def test_evaluate_errors_name_the_fix(tmp_path):
 
     store = write_tiny_store(tmp_path / "store")
     ckpt = save_tiny_checkpoint(tmp_path / "best.pt", "binary_cnn", threshold=None)
-    with pytest.raises(ValueError, match="pass --threshold"):
+    with pytest.raises(ValueError, match=r"best\.pt is uncalibrated.*Pass --threshold T"):
         evaluate_checkpoint(ckpt, store, out_dir=tmp_path / "eval")
+    given = evaluate_checkpoint(
+        ckpt, store, threshold=0.5, out_dir=tmp_path / "given", n_boot=10, figures=False
+    )
+    assert given.threshold == 0.5 and given.report["threshold_source"] == "given"
     with pytest.raises(ValueError, match="no 'val' split"):
         evaluate_checkpoint(ckpt, store, split="val", threshold=0.5, out_dir=tmp_path / "eval")
 

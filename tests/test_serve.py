@@ -204,3 +204,27 @@ def test_serve_command_refuses_a_bad_model(tmp_path, capsys):
     args = parser.parse_args(["serve", str(tmp_path / "missing.onnx")])
     assert args.func(args) == 2
     assert "missing.onnx" in capsys.readouterr().err
+
+
+def test_serve_needs_a_threshold_for_an_uncalibrated_model(tmp_path, capsys):
+    import argparse
+
+    from facepad.infer.predictor import PredictorError
+    from facepad.serve import commands
+    from facepad.serve.app import app_from_path
+
+    uncalibrated = save_tiny_checkpoint(tmp_path / "uncal.pt", "depth_unet", threshold=None)
+    parser = argparse.ArgumentParser(prog="facepad")
+    commands.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["serve", str(uncalibrated)])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert "uncal.pt is uncalibrated" in err and "--threshold T" in err
+    with pytest.raises(PredictorError, match="uncalibrated"):
+        app_from_path(uncalibrated)
+    args = parser.parse_args(["serve", str(uncalibrated), "--threshold", "0.35"])
+    assert args.threshold == 0.35
+    with TestClient(app_from_path(uncalibrated, threshold=args.threshold)) as c:
+        health = c.get("/healthz").json()
+        assert health["threshold"] == 0.35 and health["threshold_source"] == "given"
+        assert assert_good(c, grace_hopper_path().read_bytes())["threshold"] == 0.35

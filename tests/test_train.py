@@ -263,6 +263,47 @@ def test_early_stopping(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "binary_cnn" / "best.pt")["epoch"] == 1
 
 
+class LiveOnly(torch.utils.data.Dataset):
+    """The live items of a synthetic set: a validation split with one class."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base) // 2
+
+    def __getitem__(self, i):
+        return self.base[2 * i]  # even indices are live
+
+
+def test_a_one_class_val_split_gives_an_uncalibrated_checkpoint(tmp_path, capsys):
+    from facepad.models.checkpoint import UncalibratedError, checkpoint_threshold, is_calibrated
+
+    train_set, val_set, pre = synthetic_datasets()
+    config = small_config(tmp_path, "binary_cnn", "train.epochs=2")
+    best = loop.train(config, datasets=(train_set, LiveOnly(val_set), pre))
+    out = capsys.readouterr().out
+    assert out.count("the val split holds one class") == 1  # said once, not every epoch
+    assert "UNCALIBRATED" in out and "--threshold" in out
+    ckpt = load_checkpoint(best)
+    assert ckpt["calibrated"] is False and ckpt["threshold"] is None and not is_calibrated(ckpt)
+    with pytest.raises(UncalibratedError, match=r"best\.pt is uncalibrated.*--threshold T"):
+        checkpoint_threshold(ckpt, str(best))
+    assert checkpoint_threshold(ckpt, str(best), threshold=0.4) == 0.4
+    rows = read_metrics(tmp_path / "binary_cnn")
+    assert [r["threshold"] for r in rows] == ["", ""] and all(r["val_loss"] for r in rows)
+
+
+def test_a_two_class_val_split_gives_a_calibrated_checkpoint(tmp_path):
+    from facepad.models.checkpoint import checkpoint_threshold
+
+    config = small_config(tmp_path, "binary_cnn", "train.epochs=1")
+    best = loop.train(config, datasets=synthetic_datasets())
+    ckpt = load_checkpoint(best)
+    assert ckpt["calibrated"] is True and 0 <= ckpt["threshold"] <= 1
+    assert checkpoint_threshold(ckpt, str(best)) == ckpt["threshold"]
+
+
 def test_depth_size_must_match_the_model(tmp_path):
     config = small_config(tmp_path, "depth_unet", "model.kwargs.map_stride=2")
     with pytest.raises(ValueError, match="16x16 depth map.*depth_size is 8"):

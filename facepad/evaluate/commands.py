@@ -14,7 +14,9 @@ def register(subparsers) -> None:
         "evaluate",
         help="score a split with a checkpoint; write scores, report and figures",
         description="Score one split of a prepared store with a checkpoint. The threshold is the "
-        "checkpoint's validation EER threshold unless --threshold is given. Writes scores.csv, "
+        "checkpoint's validation EER threshold unless --threshold is given (an uncalibrated "
+        "checkpoint, trained on a one-class validation split, needs --threshold or --rule). "
+        "Writes scores.csv, "
         "report.json, report.md, roc.png, det.png, histogram.png and depth_examples.png.",
     )
     p.add_argument("checkpoint", help="a .pt checkpoint written by `facepad train`")

@@ -255,6 +255,8 @@ def evaluate_checkpoint(
 
     Threshold: `threshold` if given; else, with `rule` ("eer", "apcer=0.05", "bpcer=0.01"), one
     chosen by that rule on the store's val split; else the checkpoint's validation EER threshold.
+    An uncalibrated checkpoint (one-class val split) has none: it needs `threshold` or `rule`
+    (UncalibratedError otherwise), since every reported rate depends on the threshold.
 
     With `pipeline` (the deployed pipeline: a `Predictor` of the same checkpoint, largest face
     only), the split's raw images are also decoded, face-detected, cropped and scored by it, and
@@ -267,7 +269,7 @@ def evaluate_checkpoint(
     """
     from facepad.data.dataset import StoreDataset
     from facepad.data.store import PreparedStore
-    from facepad.models.checkpoint import model_from_checkpoint
+    from facepad.models.checkpoint import checkpoint_threshold, model_from_checkpoint
     from facepad.models.score import ScoredModel
 
     checkpoint = Path(checkpoint)
@@ -276,10 +278,9 @@ def evaluate_checkpoint(
     if threshold is not None:
         source = "given"
         rule = None
-    elif rule is None:
-        if ckpt.get("threshold") is None:
-            raise ValueError(f"{checkpoint} holds no validation threshold; pass --threshold T")
-        threshold, source = float(ckpt["threshold"]), "validation EER, from the checkpoint"
+    elif rule is None:  # an uncalibrated checkpoint is refused here, naming the fix
+        threshold = checkpoint_threshold(ckpt, str(checkpoint))
+        source = "validation EER, from the checkpoint"
     pre = ckpt.get("preprocess") or {}
     data_cfg = (ckpt.get("config") or {}).get("data", {})
     input_size = int(pre.get("input_size") or data_cfg.get("input_size") or 128)

@@ -31,6 +31,10 @@ CSV_FIELDS = [
     "error",
 ]
 IMAGE_CHUNK = 16  # images read and scored together
+THRESHOLD_HELP = (
+    "decision threshold, live when score >= T (default: the model's calibrated one; "
+    "an uncalibrated model needs it)"
+)
 
 
 def register(subparsers) -> None:
@@ -54,6 +58,7 @@ def register(subparsers) -> None:
     p.add_argument("--rule", choices=("mean", "majority"), default="mean", help="window rule")
     p.add_argument("--max-frames", type=int, default=None, help="video/webcam: stop after N frames")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    p.add_argument("--threshold", type=float, default=None, help=THRESHOLD_HELP)
     p.add_argument("--quiet", action="store_true", help="no per-face table on the terminal")
     p.set_defaults(func=run_predict)
 
@@ -66,6 +71,9 @@ def register(subparsers) -> None:
     e.add_argument("--out", type=Path, required=True, help="where to write model.onnx")
     e.add_argument("--opset", type=int, default=17)
     e.add_argument("--no-check", action="store_true", help="skip the torch-vs-onnx comparison")
+    e.add_argument(
+        "--threshold", type=float, default=None, help=THRESHOLD_HELP + " (written into the graph)"
+    )
     e.set_defaults(func=run_export)
 
 
@@ -75,7 +83,13 @@ def run_export(args: argparse.Namespace) -> int:
     if not args.checkpoint.is_file():
         print(f"error: checkpoint {args.checkpoint} not found", file=sys.stderr)
         return 2
-    summary = export_onnx(args.checkpoint, args.out, opset=args.opset, check=not args.no_check)
+    summary = export_onnx(
+        args.checkpoint,
+        args.out,
+        opset=args.opset,
+        check=not args.no_check,
+        threshold=args.threshold,
+    )
     print(f"wrote {summary['out']} (opset {summary['opset']}, outputs {summary['outputs']})")
     for key, value in summary.items():
         if key.startswith("facepad."):
@@ -266,15 +280,15 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.window < 1:
         print("error: --window must be at least 1 frame", file=sys.stderr)
         return 2
+    model, backend = (args.onnx, "onnx") if args.onnx is not None else (args.checkpoint, "torch")
     try:
-        if args.onnx is not None:
-            predictor = Predictor.from_checkpoint(
-                args.onnx, "onnx", largest_only=args.largest_only, threads=args.threads
-            )
-        else:
-            predictor = Predictor.from_checkpoint(
-                args.checkpoint, "torch", largest_only=args.largest_only, threads=args.threads
-            )
+        predictor = Predictor.from_checkpoint(
+            model,
+            backend,
+            largest_only=args.largest_only,
+            threads=args.threads,
+            threshold=args.threshold,
+        )
     except PredictorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

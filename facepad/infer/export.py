@@ -26,7 +26,11 @@ from facepad.infer.onnx_backend import (
     META_MODEL_NAME,
     META_THRESHOLD,
 )
-from facepad.models.checkpoint import checkpoint_preprocess, model_from_checkpoint
+from facepad.models.checkpoint import (
+    checkpoint_preprocess,
+    checkpoint_threshold,
+    model_from_checkpoint,
+)
 from facepad.models.layers import fold_cdc
 from facepad.models.score import ScoredModel
 
@@ -82,13 +86,22 @@ def sample_face_crops(crop_scale: float, crop_size: int, input_size: int) -> np.
 
 
 def export_onnx(
-    checkpoint: str | Path, out: str | Path, opset: int = 17, check: bool = True
+    checkpoint: str | Path,
+    out: str | Path,
+    opset: int = 17,
+    check: bool = True,
+    threshold: float | None = None,
 ) -> dict:
-    """Export `checkpoint` to `out`; returns a summary including the torch-vs-onnx max abs diff."""
+    """Export `checkpoint` to `out`; returns a summary including the torch-vs-onnx max abs diff.
+
+    The graph's threshold is `threshold` when given, else the checkpoint's calibrated one; an
+    uncalibrated checkpoint without `threshold` is refused (UncalibratedError).
+    """
     import onnx
 
     out = Path(out)
     model, ckpt = model_from_checkpoint(checkpoint)
+    threshold = checkpoint_threshold(ckpt, str(checkpoint), threshold)
     model.eval()
     preprocess = checkpoint_preprocess(ckpt, str(checkpoint))
     crop_scale, crop_size = preprocess["crop_scale"], preprocess["crop_size"]
@@ -117,9 +130,8 @@ def export_onnx(
             dynamo=False,
         )
     proto = onnx.load(str(out))
-    threshold = ckpt.get("threshold")
     meta = {
-        META_THRESHOLD: "" if threshold is None else repr(float(threshold)),
+        META_THRESHOLD: repr(threshold),
         META_CROP_SCALE: repr(crop_scale),
         META_INPUT_SIZE: str(input_size),
         META_CROP_SIZE: str(crop_size),

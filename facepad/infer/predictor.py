@@ -7,7 +7,7 @@ installed. The torch backend is imported only when asked for.
 from __future__ import annotations
 
 import io
-import sys
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,6 @@ from facepad.infer.backend import Backend, PredictorError
 
 __all__ = ["Backend", "FacePrediction", "Predictor", "PredictorError"]
 
-DEFAULT_THRESHOLD = 0.5
 BATCH_SIZE = 32
 
 
@@ -80,6 +79,23 @@ def _to_rgb(image: Any) -> np.ndarray:
     )
 
 
+def decision_threshold(backend: Backend, threshold: float | None) -> float:
+    """`threshold` when given, else the model's calibrated one; an uncalibrated model without a
+    given threshold is refused (its decisions would mean nothing)."""
+    if threshold is not None:
+        if not math.isfinite(threshold):
+            raise PredictorError(f"threshold {threshold} is not a number; pass a score in [0, 1]")
+        return float(threshold)
+    if backend.threshold is None:
+        where = getattr(backend, "path", backend.model_name)
+        raise PredictorError(
+            f"{where} is uncalibrated: its validation split held one class, so training chose no "
+            "threshold. Pass --threshold T (live when score >= T; Python: threshold=T), or "
+            "retrain with a validation split that holds both live and spoof samples"
+        )
+    return float(backend.threshold)
+
+
 class Predictor:
     """Detects faces, crops them exactly as `facepad prepare` does, and scores every face.
 
@@ -87,18 +103,18 @@ class Predictor:
     share between threads) runs under a lock; the model runs outside it.
     """
 
-    def __init__(self, backend: Backend, *, largest_only: bool = False, detector: Any = None):
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        threshold: float | None = None,
+        largest_only: bool = False,
+        detector: Any = None,
+    ):
         self.backend = backend
         self.largest_only = largest_only
-        self.threshold = (
-            float(backend.threshold) if backend.threshold is not None else DEFAULT_THRESHOLD
-        )
-        if backend.threshold is None:
-            print(
-                f"warning: model {backend.model_name!r} carries no calibrated threshold; "
-                f"using {DEFAULT_THRESHOLD}",
-                file=sys.stderr,
-            )
+        self.threshold = decision_threshold(backend, threshold)
+        self.threshold_source = "given" if threshold is not None else "model"
         self.crop_scale = float(backend.crop_scale)
         self.input_size = int(backend.input_size)
         self.crop_size = int(backend.crop_size)
@@ -113,30 +129,42 @@ class Predictor:
         backend: str = "torch",
         largest_only: bool = False,
         threads: int | None = None,
+        threshold: float | None = None,
     ) -> Predictor:
-        """Load a `.pt` checkpoint (backend "torch") or an exported `.onnx` (backend "onnx")."""
+        """Load a `.pt` checkpoint (backend "torch") or an exported `.onnx` (backend "onnx").
+
+        `threshold` overrides the model's calibrated one; an uncalibrated model needs it.
+        """
         path = Path(path)
         if not path.is_file():
             raise PredictorError(f"model file {path} not found; pass a checkpoint (.pt) or .onnx")
         if backend == "onnx":
             from facepad.infer.onnx_backend import OnnxBackend
 
-            return cls(OnnxBackend(path, threads=threads), largest_only=largest_only)
-        if backend == "torch":
+            model: Backend = OnnxBackend(path, threads=threads)
+        elif backend == "torch":
             if path.suffix == ".onnx":
                 raise PredictorError(f"{path} is an ONNX model; load it with backend='onnx'")
             from facepad.infer.torch_backend import TorchBackend
 
-            return cls(TorchBackend(path, threads=threads), largest_only=largest_only)
-        raise PredictorError(f"unknown backend {backend!r}; use 'torch' or 'onnx'")
+            model = TorchBackend(path, threads=threads)
+        else:
+            raise PredictorError(f"unknown backend {backend!r}; use 'torch' or 'onnx'")
+        return cls(model, threshold=threshold, largest_only=largest_only)
 
     @classmethod
     def from_path(
-        cls, path: str | Path, largest_only: bool = False, threads: int | None = None
+        cls,
+        path: str | Path,
+        largest_only: bool = False,
+        threads: int | None = None,
+        threshold: float | None = None,
     ) -> Predictor:
         """Pick the backend from the file: `.onnx` -> onnxruntime, anything else -> torch."""
         backend = "onnx" if Path(path).suffix.lower() == ".onnx" else "torch"
-        return cls.from_checkpoint(path, backend, largest_only=largest_only, threads=threads)
+        return cls.from_checkpoint(
+            path, backend, largest_only=largest_only, threads=threads, threshold=threshold
+        )
 
     @property
     def detector(self) -> Any:
@@ -214,6 +242,7 @@ class Predictor:
             "model": self.model_name,
             "backend": type(self.backend).__name__,
             "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
             "crop_scale": self.crop_scale,
             "crop_size": self.crop_size,
             "input_size": self.input_size,

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from facepad.infer.backend import PredictorError
-from facepad.models.checkpoint import checkpoint_preprocess, model_from_checkpoint
+from facepad.models.checkpoint import checkpoint_preprocess, is_calibrated, model_from_checkpoint
 from facepad.models.layers import fold_cdc
 from facepad.models.score import ScoredModel
 
@@ -31,7 +31,7 @@ class TorchBackend:
             preprocess = checkpoint_preprocess(ckpt, str(self.path))
         except ValueError as exc:
             raise PredictorError(str(exc)) from exc
-        self.threshold = ckpt.get("threshold")
+        self.threshold = float(ckpt["threshold"]) if is_calibrated(ckpt) else None
         self.crop_scale = preprocess["crop_scale"]
         self.input_size = preprocess["input_size"]
         self.crop_size = preprocess["crop_size"]

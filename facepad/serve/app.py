@@ -159,6 +159,15 @@ def create_app(
     return app
 
 
-def app_from_path(model_path: str | Path, threads: int | None = None, **limits: Any) -> FastAPI:
-    """Load a `.pt` (torch) or `.onnx` (onnxruntime) model once and build the app around it."""
-    return create_app(Predictor.from_path(model_path, threads=threads), **limits)
+def app_from_path(
+    model_path: str | Path,
+    threads: int | None = None,
+    threshold: float | None = None,
+    **limits: Any,
+) -> FastAPI:
+    """Load a `.pt` (torch) or `.onnx` (onnxruntime) model once and build the app around it.
+
+    `threshold` overrides the model's calibrated one; an uncalibrated model needs it.
+    """
+    predictor = Predictor.from_path(model_path, threads=threads, threshold=threshold)
+    return create_app(predictor, **limits)

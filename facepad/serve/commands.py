@@ -18,6 +18,13 @@ def register(subparsers) -> None:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    s.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="decision threshold, live when score >= T (default: the model's calibrated one; "
+        "an uncalibrated model needs it)",
+    )
     s.add_argument("--max-upload-mb", type=float, default=15.0, help="largest upload accepted")
     s.add_argument("--max-megapixels", type=float, default=40.0, help="largest image accepted")
     s.set_defaults(func=run_serve)
@@ -33,6 +40,7 @@ def run_serve(args: argparse.Namespace) -> int:
         app = app_from_path(
             args.model,
             threads=args.threads,
+            threshold=args.threshold,
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
             max_pixels=int(args.max_megapixels * 1_000_000),
         )
