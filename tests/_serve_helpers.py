@@ -36,7 +36,7 @@ def rss_mib(pid: int) -> float:
 
 
 class ServeProcess:
-    """`python -m facepad serve MODEL ARGS...`; `url` ends with '/'; stop() ends it and its workers."""
+    """`python -m facepad serve MODEL ARGS...`; `url` ends with '/'; stop() ends it and workers."""
 
     def __init__(self, model: Path, *args: str, log: Path, env: dict | None = None):
         self.port = free_port()
