@@ -177,7 +177,12 @@ def create_app(
             allow_headers=["Authorization", "X-API-Key"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestLog, metrics=metrics, known_paths=known)
+    app.add_middleware(
+        RequestLog,
+        metrics=metrics,
+        known_paths=known,
+        trust_upstream_id=settings.trust_request_id,
+    )
     return app
 
 

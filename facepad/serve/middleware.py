@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -41,22 +42,40 @@ async def send_json(send: Send, status: int, body: dict, headers: dict[str, str]
     await send({"type": "http.response.body", "body": data})
 
 
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{8,64}")
+
+
 class RequestLog:
     """Gives every request an id (`X-Request-ID`), then writes one JSON line and the metrics.
+
+    With `trust_upstream_id` (behind Ray Serve's proxy, which sets its own), a well-formed
+    `X-Request-ID` from upstream is kept, so one id follows the request through; otherwise a new
+    one is made and sent back in that header (clients never choose what the log records).
 
     The line holds time, request id, client, method, path, status, latency, and for predictions
     the number of faces and the decisions: never image bytes, scores or depth maps.
     """
 
-    def __init__(self, app: ASGIApp, metrics: ServeMetrics, known_paths: set[str]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: ServeMetrics,
+        known_paths: set[str],
+        trust_upstream_id: bool = False,
+    ):
         self.app = app
         self.metrics = metrics
         self.known_paths = known_paths
+        self.trust_upstream_id = trust_upstream_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        request_id = uuid.uuid4().hex
+        upstream = dict(scope.get("headers", [])).get(b"x-request-id", b"")
+        if self.trust_upstream_id and REQUEST_ID.fullmatch(upstream):
+            request_id = upstream.decode()
+        else:
+            request_id, upstream = uuid.uuid4().hex, b""
         info = state(scope)
         info["request_id"] = request_id
         start = time.perf_counter()
@@ -65,6 +84,7 @@ class RequestLog:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+            if message["type"] == "http.response.start" and not upstream:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}

@@ -42,6 +42,7 @@ class ServeSettings:
     docs: bool = False
     cors_origins: list[str] = field(default_factory=list)
     access_log: str = "-"  # "-" stderr, "off", or a file path (JSON lines, appended)
+    trust_request_id: bool = False  # keep an upstream proxy's X-Request-ID (Ray Serve sets it)
 
     def check(self) -> ServeSettings:
         """Raise SettingsError for a value that cannot work."""
