@@ -89,7 +89,7 @@ def run_one(model: Path, workers: int, frames: list[bytes], args) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     cmd = [sys.executable, "-m", "facepad", "serve", str(model), "--port", str(port)]
-    cmd += ["--threads", str(args.threads), "--workers", str(workers)]
+    cmd += ["--threads", str(args.threads), "--workers", str(workers), *args.server_args.split()]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a .pt or .onnx; default: untrained depth_unet")
     parser.add_argument("--threads", type=int, default=1, help="model threads per worker")
     parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--server-args", default="", help='more serve flags, e.g. "--max-queue 4"')
     args = parser.parse_args()
 
     frames = load_frames(args.frames)
@@ -131,7 +132,8 @@ def main() -> None:
                 rows.append(summary(workers, run_one(model, workers, frames, args)))
     print(
         f"model {Path(model).name}, {args.clients} clients x {args.seconds:.0f} s per row, "
-        f"640x480 JPEG frames, model threads {args.threads} per worker, {os.cpu_count()} CPUs"
+        f"640x480 JPEG frames, model threads {args.threads} per worker, {os.cpu_count()} CPUs, "
+        f"server flags: {args.server_args or 'defaults'}"
     )
     print("| workers | requests ok | requests/s | p50 ms | p99 ms | errors |")
     print("|---|---|---|---|---|---|")

@@ -31,8 +31,8 @@ class ServeSettings:
     threshold: float | None = None  # overrides the model's calibrated threshold
     max_upload_bytes: int = 15 * 1024 * 1024
     max_pixels: int = 40_000_000
-    max_inflight: int = 2  # predictions running at once in one process
-    max_queue: int = 8  # predictions admitted and waiting; beyond: 503 + Retry-After
+    max_inflight: int = 4  # predictions running at once in one process
+    max_queue: int = 16  # predictions admitted and waiting; beyond: 503 + Retry-After
     retry_after_s: int = 1
     response: str = "decision"  # decision | score | full
     faces: str = "largest"  # largest | all: which faces get a decision (FaceChoice)
