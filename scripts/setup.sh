@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Set up facepad in ./.venv on a fresh machine (Python 3.11). `--dev` adds the test tools.
+# Set up facepad in ./.venv on a fresh machine (Python 3.11). `--dev` adds the test tools and the
+# `ray` extra (the Ray Serve and Ray Data tests need it).
 # mediapipe 0.10.14 goes in with --no-deps: its declared dependencies pull jax and a second
 # OpenCV package that would fight opencv-python-headless over cv2/. Its real needs are pinned in
 # pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="all"
-if [[ "${1:-}" == "--dev" ]]; then extras="all,dev"; fi
+if [[ "${1:-}" == "--dev" ]]; then extras="all,dev,ray"; fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${extras}]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps mediapipe==0.10.14

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from _infer_helpers import astronaut, grace_hopper_path, save_tiny_checkpoint
 
-from facepad.infer.predictor import FacePrediction, Predictor, PredictorError
+from facepad.data.faces import Detection
+from facepad.infer.predictor import FaceChoice, FacePrediction, Predictor, PredictorError
 from facepad.infer.video import FaceTracker, annotate, box_iou
 
 
@@ -85,6 +86,35 @@ def test_largest_only_keeps_the_biggest_face(models):
     assert len(every) == 2
     assert len(largest) == 1
     assert largest[0].box[2] == max(f.box[2] for f in every)
+
+
+def test_face_choice_decides_on_the_largest_confident_face():
+    subject = Detection((200, 150, 180, 180), 0.95)
+    hand = Detection((400, 200, 220, 220), 0.68)  # bigger than the face, less sure
+    background = Detection((20, 30, 80, 80), 0.86)  # a real face, smaller
+    tiny = Detection((500, 20, 30, 30), 0.97)  # under a tenth of the image's shorter side
+    found = [tiny, subject, background, hand]
+    assert FaceChoice().choose(found, 480, 640) == [hand, subject, background, tiny]
+    assert FaceChoice(largest_only=True).choose(found, 480, 640) == [hand]
+    assert FaceChoice.single().choose(found, 480, 640) == [subject]
+    assert FaceChoice(False, 0.75, 0.1).choose(found, 480, 640) == [subject, background]
+    assert FaceChoice.single(min_detector_score=0.99).choose(found, 480, 640) == []
+
+
+def test_all_faces_reports_the_others_after_the_chosen_one(models):
+    import cv2
+
+    face = astronaut()[20:280, 100:360]
+    canvas = np.full((480, 640, 3), 120, np.uint8)
+    canvas[:320, :320] = cv2.resize(face, (320, 320))
+    canvas[100:380, 360:] = cv2.resize(face, (280, 280))
+    predictor = Predictor.from_checkpoint(models["binary_cnn"])
+    predictor.face_choice = FaceChoice.single()
+    (chosen,) = predictor.predict_rgb([canvas])[0]
+    everything = predictor.predict_rgb([canvas], all_faces=True)[0]
+    assert [f.chosen for f in everything] == [True, False]
+    assert everything[0].box == chosen.box and everything[0].score == chosen.score
+    assert everything[1].box[2] < chosen.box[2]
 
 
 def test_threshold_comes_from_the_checkpoint(tmp_path):

@@ -7,19 +7,16 @@ The screenshot is left at /tmp/facepad_serve_page.png for a person to look at.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from _infer_helpers import grace_hopper_path, save_tiny_checkpoint
+from _serve_helpers import ServeProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = Path("/tmp/facepad_serve_page.png")
+KEY = "browser-key-0123456789abcdef"
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,48 +28,33 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`facepad serve` on a free loopback port, in its own process."""
+def model(tmp_path_factory) -> Path:
     from facepad.infer.export import export_onnx
 
     root = tmp_path_factory.mktemp("browser")
     ckpt = save_tiny_checkpoint(root / "d.pt", "depth_unet")
-    model = export_onnx(ckpt, root / "d.onnx", check=False)["out"]
-    port = free_port()
-    code = "import sys; from facepad.serve.commands import register, run_serve; import argparse;"
-    code += "p = argparse.ArgumentParser(); register(p.add_subparsers());"
-    code += "a = p.parse_args(sys.argv[1:]); sys.exit(run_serve(a))"
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "serve", model, "--port", str(port), "--threads", "1"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "healthz", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"server did not start: {(root / 'server.log').read_text()[-2000:]}")
-    if proc.poll() is not None:
-        pytest.fail(f"server exited: {(root / 'server.log').read_text()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    return Path(export_onnx(ckpt, root / "d.onnx", check=False)["out"])
+
+
+@pytest.fixture(scope="module")
+def server(model, tmp_path_factory):
+    """`facepad serve --response full` on a free loopback port, in its own process."""
+    log = tmp_path_factory.mktemp("full") / "server.log"
+    proc = ServeProcess(model, "--response", "full", log=log).wait_ready()
+    yield proc.url
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def guarded_server(model, tmp_path_factory):
+    """`facepad serve` with its defaults (decisions only) and an API key."""
+    root = tmp_path_factory.mktemp("guarded")
+    (root / "keys.txt").write_text(KEY + "\n")
+    args = ("--api-key-file", str(root / "keys.txt"))
+    proc = ServeProcess(model, *args, log=root / "server.log").wait_ready()
+    yield proc.url
+    proc.stop()
 
 
 @pytest.fixture
@@ -160,3 +142,25 @@ def test_snap_a_photo_from_the_camera(server, browser):
     assert status == "no face found" or "face(s)" in status
     width = browser.execute_script("return document.getElementById('canvas').width")
     assert width == browser.execute_script("return document.getElementById('video').videoWidth")
+
+
+def test_default_mode_shows_the_decision_and_asks_for_the_key(guarded_server, browser):
+    """Decisions only (no score, no threshold on the page); the key field appears and is used."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(guarded_server)
+    wait = WebDriverWait(browser, 60)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "response mode decision"))
+    wait.until(lambda d: d.find_element(By.ID, "apikey").is_displayed())
+    browser.find_element(By.ID, "file").send_keys(str(grace_hopper_path()))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "error 401"))
+    browser.find_element(By.ID, "apikey").send_keys(KEY)
+    browser.execute_script("document.getElementById('file').value = '';")  # choose it again
+    browser.find_element(By.ID, "file").send_keys(str(grace_hopper_path()))
+    card = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#faces .face")))
+    assert card.find_element(By.CSS_SELECTOR, ".decision").text.lower() in ("live", "spoof")
+    assert not card.find_elements(By.CSS_SELECTOR, ".score")
+    assert "threshold" not in card.text and not card.find_elements(By.TAG_NAME, "img")
+    browser.save_screenshot(str(SCREENSHOT.with_name("facepad_serve_page_decision.png")))

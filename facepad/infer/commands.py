@@ -53,7 +53,8 @@ def register(subparsers) -> None:
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
     p.add_argument("--csv", type=Path, help="write one row per face to this CSV file")
     p.add_argument("--annotate", type=Path, help="write annotated images/videos into this folder")
-    p.add_argument("--largest-only", action="store_true", help="score only the largest face")
+    add_face_choice_arguments(p, default="all")
+    p.add_argument("--largest-only", action="store_true", help="the same as --faces largest")
     p.add_argument("--window", type=int, default=15, help="video: frames per decision window")
     p.add_argument("--rule", choices=("mean", "majority"), default="mean", help="window rule")
     p.add_argument("--max-frames", type=int, default=None, help="video/webcam: stop after N frames")
@@ -75,6 +76,44 @@ def register(subparsers) -> None:
         "--threshold", type=float, default=None, help=THRESHOLD_HELP + " (written into the graph)"
     )
     e.set_defaults(func=run_export)
+
+
+def add_face_choice_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """--faces, --min-detector-score, --min-face-fraction: which faces get a decision
+    (`FaceChoice`, shared by `predict` and `serve`)."""
+    from facepad.infer.predictor import FaceChoice
+
+    single = FaceChoice.single()
+    score, fraction = (
+        (single.min_detector_score, single.min_face_fraction) if default == "largest" else (0, 0)
+    )
+    parser.add_argument(
+        "--faces",
+        choices=("largest", "all"),
+        default=default,
+        help=f"decide on the largest face or on every face (default {default})",
+    )
+    parser.add_argument(
+        "--min-detector-score",
+        type=float,
+        default=score,
+        help=f"ignore detections below this face detector score (default {score})",
+    )
+    parser.add_argument(
+        "--min-face-fraction",
+        type=float,
+        default=fraction,
+        help="ignore faces whose shorter side is below this fraction of the image's shorter "
+        f"side (default {fraction})",
+    )
+
+
+def face_choice_from_args(args: argparse.Namespace):
+    """The FaceChoice that `add_face_choice_arguments` options describe."""
+    from facepad.infer.predictor import FaceChoice
+
+    largest = args.faces == "largest" or getattr(args, "largest_only", False)
+    return FaceChoice(largest, args.min_detector_score, args.min_face_fraction)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -292,6 +331,7 @@ def run_predict(args: argparse.Namespace) -> int:
     except PredictorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    predictor.face_choice = face_choice_from_args(args)
     items, missing = expand_inputs(args.inputs)
     rows = [_empty_row(src, "", reason) for src, reason in missing]
     images = [it for it in items if it[0] == "image"]

@@ -32,6 +32,7 @@ class FacePrediction:
     is_live: bool  # score >= threshold
     threshold: float
     depth: np.ndarray | None = None  # (h, w) float32 in [0, 1], depth models only
+    chosen: bool = True  # False: reported only because all faces were asked for (FaceChoice)
 
     @property
     def decision(self) -> str:
@@ -48,6 +49,36 @@ class FacePrediction:
         if with_depth and self.depth is not None:
             out["depth"] = np.round(self.depth, 3).tolist()
         return out
+
+
+@dataclass(frozen=True)
+class FaceChoice:
+    """Which detected faces get a liveness decision: the one place `predict` and `serve` share.
+
+    A liveness check is about one person, but the detector also fires on hands, on people in the
+    background and on the attacker behind a held-up print. `FaceChoice.single()` (the service's
+    default) decides on the largest face whose detector score and size pass the minimums.
+    """
+
+    largest_only: bool = False
+    min_detector_score: float = 0.0
+    min_face_fraction: float = 0.0  # the box's shorter side over the image's shorter side
+
+    @classmethod
+    def single(cls, min_detector_score: float = 0.75, min_face_fraction: float = 0.1) -> FaceChoice:
+        """The largest face above the minimums (defaults measured by benchmarks/face_choice.py)."""
+        return cls(True, min_detector_score, min_face_fraction)
+
+    def choose(self, detections: list[Any], height: int, width: int) -> list[Any]:
+        """The detections (with `.box` (x, y, w, h) and `.score`) to decide on, largest first."""
+        min_side = self.min_face_fraction * min(height, width)
+        kept = [
+            d
+            for d in detections
+            if d.score >= self.min_detector_score and min(d.box[2], d.box[3]) >= min_side
+        ]
+        kept.sort(key=lambda d: -d.box[2] * d.box[3])
+        return kept[:1] if self.largest_only else kept
 
 
 def _to_rgb(image: Any) -> np.ndarray:
@@ -110,9 +141,10 @@ class Predictor:
         threshold: float | None = None,
         largest_only: bool = False,
         detector: Any = None,
+        face_choice: FaceChoice | None = None,
     ):
         self.backend = backend
-        self.largest_only = largest_only
+        self.face_choice = face_choice or FaceChoice(largest_only=largest_only)
         self.threshold = decision_threshold(backend, threshold)
         self.threshold_source = "given" if threshold is not None else "model"
         self.crop_scale = float(backend.crop_scale)
@@ -174,13 +206,21 @@ class Predictor:
             self._detector = FaceDetector()
         return self._detector
 
-    def detect(self, rgb: np.ndarray) -> list[Any]:
-        """Face detections for one (H, W, 3) uint8 RGB image, largest first if `largest_only`."""
+    @property
+    def largest_only(self) -> bool:
+        return self.face_choice.largest_only
+
+    def detect_all(self, rgb: np.ndarray) -> tuple[list[Any], list[Any]]:
+        """Face detections of one (H, W, 3) uint8 RGB image: (chosen by `face_choice`, largest
+        first; the others)."""
         with self._detector_lock:
             detections = list(self.detector.detect(rgb))
-        if self.largest_only and detections:
-            detections = [max(detections, key=lambda d: d.box[2] * d.box[3])]
-        return detections
+        chosen = self.face_choice.choose(detections, rgb.shape[0], rgb.shape[1])
+        return chosen, [d for d in detections if all(d is not c for c in chosen)]
+
+    def detect(self, rgb: np.ndarray) -> list[Any]:
+        """The detections `face_choice` keeps in one (H, W, 3) uint8 RGB image, largest first."""
+        return self.detect_all(rgb)[0]
 
     def crop(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """(S, S, 3) uint8 face crop made as in training: crop scale, store crop size, resize."""
@@ -202,9 +242,16 @@ class Predictor:
             return np.zeros(0, np.float32), None
         return np.concatenate(scores), (np.concatenate(depths) if depths else None)
 
-    def predict_rgb(self, rgbs: list[np.ndarray]) -> list[list[FacePrediction]]:
-        """Faces of several RGB images; all crops go through the model in shared batches."""
-        detections = [self.detect(rgb) for rgb in rgbs]
+    def predict_rgb(
+        self, rgbs: list[np.ndarray], all_faces: bool = False
+    ) -> list[list[FacePrediction]]:
+        """Faces of several RGB images: those `face_choice` keeps, then (if `all_faces`) the
+        others with `chosen=False`. All crops go through the model in shared batches."""
+        detections, chosen = [], []
+        for rgb in rgbs:
+            keep, others = self.detect_all(rgb)
+            detections.append(keep + others if all_faces else keep)
+            chosen.append(len(keep))
         crops = [
             self.crop(rgb, d.box) for rgb, dets in zip(rgbs, detections, strict=False) for d in dets
         ]
@@ -212,9 +259,9 @@ class Predictor:
             return [[] for _ in rgbs]
         scores, depths = self.score_crops(np.stack(crops))
         results, k = [], 0
-        for dets in detections:
+        for dets, n_chosen in zip(detections, chosen, strict=True):
             faces = []
-            for d in dets:
+            for i, d in enumerate(dets):
                 score = float(scores[k])
                 faces.append(
                     FacePrediction(
@@ -224,6 +271,7 @@ class Predictor:
                         is_live=score >= self.threshold,
                         threshold=self.threshold,
                         depth=None if depths is None else depths[k],
+                        chosen=i < n_chosen,
                     )
                 )
                 k += 1
