@@ -119,7 +119,7 @@ def depth_examples(scored_model, dataset, positions: list[int], device: str = "c
 
 def evaluate_checkpoint(
     checkpoint: str | Path,
-    store: str | Path,
+    store,
     split: str = "test",
     threshold: float | None = None,
     out_dir: str | Path | None = None,
@@ -132,6 +132,9 @@ def evaluate_checkpoint(
     figures: bool = True,
 ) -> Evaluation:
     """Score `split` of a prepared store and write scores.csv, report.{json,md} and figures.
+
+    `store` is a store folder or an open `PreparedStore` (e.g. a `MultiStore` of several
+    datasets, or one with a split file, from `facepad.data.multistore`).
 
     Threshold: `threshold` if given; else, with `rule` ("eer", "apcer=0.05", "bpcer=0.01"), one
     chosen by that rule on the store's val split; else the checkpoint's validation EER threshold.
@@ -159,9 +162,11 @@ def evaluate_checkpoint(
     data_cfg = (ckpt.get("config") or {}).get("data", {})
     input_size = int(pre.get("input_size") or data_cfg.get("input_size") or 128)
 
-    prepared = PreparedStore(store)
+    prepared = store if isinstance(store, PreparedStore) else PreparedStore(store)
     if split not in prepared.splits():
-        raise ValueError(f"{store} has no {split!r} split (it has {', '.join(prepared.splits())})")
+        raise ValueError(
+            f"{prepared.root} has no {split!r} split (it has {', '.join(prepared.splits())})"
+        )
     depth_size = int(pre.get("depth_size") or data_cfg.get("depth_size") or prepared.depth_size)
     dataset = StoreDataset(prepared, split, input_size, depth_size, augment=False)
     scored = ScoredModel(model)
@@ -179,7 +184,7 @@ def evaluate_checkpoint(
         rows, threshold, name=name, split=split, threshold_source=source, n_boot=n_boot
     )
     rep["checkpoint"] = str(checkpoint)
-    rep["store"] = str(store)
+    rep["store"] = str(prepared.root)
     rep["n_failed"] = len(failed)
     files["report_json"], files["report_md"] = report.write_report(rep, out_dir)
     positions = {int(i): p for p, i in enumerate(prepared.indices(split))}
