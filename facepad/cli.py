@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "facepad.data.commands",  # prepare, demo
     "facepad.train.commands",  # train
     "facepad.evaluate.commands",  # evaluate, reproduce
+    "facepad.experiments.commands",  # benchmark
     "facepad.infer.commands",  # predict, export
     "facepad.serve.commands",  # serve
 )

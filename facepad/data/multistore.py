@@ -196,8 +196,8 @@ def open_stores(store: str = "", stores: Sequence = ()) -> PreparedStore:
         if os.environ.get("RANK", "0") == "0":
             if store:
                 print(f"note: data.stores is set, so data.store ({store}) is not used")
-            for split in multi.splits():
-                print(f"stores, {split}: {multi.composition(split)}")
+            splits = "; ".join(f"{s}: {multi.composition(s)}" for s in multi.splits())
+            print(f"data.stores, samples per split: {splits}")
         return multi
     if not store:
         raise ValueError(
