@@ -11,7 +11,7 @@ import sys
 
 # (module, function) pairs; each function takes the subparsers object and adds its commands.
 COMMAND_MODULES = (
-    "facepad.data.commands",  # prepare, demo
+    "facepad.data.commands",  # prepare, demo, manifest
     "facepad.train.commands",  # train
     "facepad.evaluate.commands",  # evaluate, reproduce
     "facepad.experiments.commands",  # benchmark
