@@ -162,3 +162,20 @@ def test_train_on_two_stores_then_report_by_dataset(two_stores, tmp_path):
     assert {k: v["n_live"] + v["n_attack"] for k, v in by_dataset.items()} == {"A": 2, "B": 9}
     assert "## By dataset" in (tmp_path / "eval" / "report.md").read_text()
     assert result.rows[0]["attributes"]["dataset"] == "A"
+
+    from facepad.cli import main  # the same from the command line: NAME=STORE, several
+
+    out = tmp_path / "eval_cli"
+    args = ["evaluate", str(best), "--store", *stores, "--split", "val", "--out", str(out)]
+    assert main(args) == 0
+    assert "## By dataset" in (out / "report.md").read_text()
+
+
+def test_bootstrap_groups_by_dataset_subject_then_video():
+    from facepad.evaluate.report import bootstrap_group
+
+    row = {"idx": 3, "path": "p.jpg", "subject": "0001", "attributes": {"dataset": "nuaa"}}
+    assert bootstrap_group(row) == "nuaa/0001"  # two datasets may both have a subject 0001
+    no_subject = {"idx": 3, "path": "v.avi", "subject": "", "attributes": {"video": "v7"}}
+    assert bootstrap_group(no_subject) == "v7"
+    assert bootstrap_group({"idx": 3, "path": "a.jpg", "subject": "", "attributes": {}}) == "a.jpg"

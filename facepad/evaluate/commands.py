@@ -20,7 +20,14 @@ def register(subparsers) -> None:
         "report.json, report.md, roc.png, det.png, histogram.png and depth_examples.png.",
     )
     p.add_argument("checkpoint", help="a .pt checkpoint written by `facepad train`")
-    p.add_argument("--store", required=True, help="prepared store folder (`facepad prepare`)")
+    p.add_argument(
+        "--store",
+        required=True,
+        nargs="+",
+        metavar="[NAME=]STORE",
+        help="prepared store folder (`facepad prepare`); several are scored as one set and "
+        "every figure is broken down by dataset",
+    )
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--threshold", type=float, default=None, help="decision threshold (live >= T)")
     p.add_argument(
@@ -66,11 +73,13 @@ def register(subparsers) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from facepad.data.multistore import MultiStore
     from facepad.evaluate.evaluate import evaluate_checkpoint
 
+    one = len(args.store) == 1 and "=" not in args.store[0]
     result = evaluate_checkpoint(
         args.checkpoint,
-        args.store,
+        args.store[0] if one else MultiStore(args.store),
         split=args.split,
         threshold=args.threshold,
         out_dir=args.out,
