@@ -15,6 +15,7 @@ from facepad.data.multistore import MultiStore
 from facepad.data.store import PreparedStore
 from facepad.evaluate import report
 from facepad.experiments import benchmark as bm
+from facepad.experiments import benchmark_results
 from facepad.experiments.benchmark import Settings, Steps
 
 SEPARATION = {"binary_cnn": 0.2, "depth_unet": 0.35, "fusion": 0.4}
@@ -217,3 +218,22 @@ def test_real_training_end_to_end(tmp_path):
     assert (tmp_path / "out/eval/intra/a__a/depth_unet/roc.png").is_file()
     pooled = next(r for r in records if r["fold"] == "pooled" and r["model"] == "binary_cnn")
     assert pooled["n_samples"] == "24"
+
+
+def test_fold_stats_and_heatmap_layout():
+    mean, std = benchmark_results.fold_stats([{"hter": 0.1}, {"hter": 0.3}, {"hter": float("nan")}])
+    assert mean["hter"] == pytest.approx(0.2) and std["hter"] == pytest.approx(0.1414, abs=1e-4)
+
+    def rec(protocol, train, test, fold, hter):
+        return {"protocol": protocol, "train": train, "test": test, "fold": fold,
+                "model": "binary_cnn", "hter": hter}  # fmt: skip
+
+    records = [
+        rec("intra", "A", "A", "", 0.05), rec("cross", "A", "B", "", 0.4),
+        rec("lodo", "A+C", "B", "", 0.3), rec("kfold5", "A", "A", "pooled", 0.07),
+        rec("kfold5", "C", "C", "pooled", 0.09), rec("kfold5", "C", "C", 0, 0.5),
+    ]  # fmt: skip
+    rows, cols, matrix = benchmark_results.heatmap_values(records, ["binary_cnn"])["binary_cnn"]
+    assert rows == ["A", "C", "all but test"] and cols == ["A", "B", "C"]
+    expected = [[5, 40, np.nan], [np.nan, np.nan, 9], [np.nan, 30, np.nan]]
+    np.testing.assert_allclose(matrix, expected)  # intra wins A's diagonal over k-fold

@@ -212,23 +212,26 @@ def plot_heatmaps(
     title: str = "HTER (%) at the validation threshold: rows trained on, columns tested on",
 ) -> Path:
     """One annotated matrix per model (rows x columns of a percent figure), on one colour scale
-    so the panels compare; NaN cells (not run) stay blank."""
+    so the panels compare; NaN cells (not run) are grey and marked n/a."""
     plt = _pyplot()
     if not panels:
         raise ValueError("no panels to draw")
     rows, cols, _ = next(iter(panels.values()))
     top = max([1.0] + [float(np.nanmax(m)) for _, _, m in panels.values() if np.isfinite(m).any()])
+    cmap = plt.get_cmap("Reds").with_extremes(bad="0.9")
     n = len(panels)
     fig, axes = plt.subplots(
-        1, n, figsize=(n * (1.0 + 1.1 * len(cols)) + 1.0, 1.4 + 0.55 * len(rows)), squeeze=False
-    )
+        1, n, figsize=(1.5 + n * (0.5 + 1.0 * len(cols)), 1.6 + 0.55 * len(rows)),
+        squeeze=False, sharey=True, layout="constrained",
+    )  # fmt: skip
     for ax, (name, (row_labels, col_labels, matrix)) in zip(axes[0], panels.items(), strict=True):
-        image = ax.imshow(matrix, cmap="Reds", vmin=0.0, vmax=top, aspect="auto")
+        shown = np.ma.masked_invalid(matrix)
+        image = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=top, aspect="auto")
         for (i, j), value in np.ndenumerate(matrix):
-            if np.isfinite(value):
-                dark = value > 0.6 * top
-                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=9,
-                        color="white" if dark else "black")  # fmt: skip
+            text = f"{value:.1f}" if np.isfinite(value) else "n/a"
+            dark = np.isfinite(value) and value > 0.6 * top
+            ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                    color="white" if dark else "black")  # fmt: skip
         ax.set_xticks(range(len(col_labels)), col_labels, rotation=30, ha="right")
         ax.set_yticks(range(len(row_labels)), row_labels)
         ax.set(xlabel="tested on", title=name)
