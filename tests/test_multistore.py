@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections import Counter
 
@@ -95,7 +96,12 @@ def test_names_must_differ_and_crops_must_match(two_stores, tmp_path):
     with pytest.raises(ValueError, match="name them"):
         MultiStore([str(a), str(b)])  # both stores call themselves 'synthetic'
     big = tiny_store(tmp_path / "big", 3, ["train"], size=48)
-    with pytest.raises(StoreError, match="crop_size"):
+    mixed = MultiStore([f"A={a}", f"C={big}"])  # crop sizes may differ: crops are resized
+    assert mixed.crop_size == 48
+    assert StoreDataset(mixed, "train", 32, 8)[-1]["image"].shape == (3, 32, 32)
+    meta = json.loads((big / "store.json").read_text())
+    (big / "store.json").write_text(json.dumps({**meta, "crop_scale": 1.5}))
+    with pytest.raises(StoreError, match="crop_scale"):
         MultiStore([f"A={a}", f"C={big}"])
     with pytest.raises(ValueError, match="data.store is empty"):
         open_stores("", [])

@@ -121,6 +121,7 @@ class MultiStore(PreparedStore):
         self.meta = {
             **self.members[0].meta,
             "dataset": "+".join(self.names),
+            "crop_size": max(m.crop_size for m in self.members),  # inference crops at the largest
             "depth_size": max(m.depth_size for m in self.members),
             "members": [{"name": n, "path": str(m.root), "splits": s.splits}
                         for n, m, s in zip(self.names, self.members, self.specs, strict=True)],
@@ -131,13 +132,14 @@ class MultiStore(PreparedStore):
         self._bins, self._depths = {}, {}  # unused: the members hold the open files
 
     def _check_crops(self) -> None:
-        for key in ("crop_scale", "crop_size"):
-            values = {m.meta.get(key) for m in self.members}
-            if len(values) > 1:
-                raise StoreError(
-                    f"stores {', '.join(str(m.root) for m in self.members)} differ in {key} "
-                    f"({sorted(values)}): prepare them with the same --{key.replace('_', '-')}"
-                )
+        """Crops of every member must frame the face alike; their pixel sizes may differ (each is
+        resized to the model input)."""
+        scales = {m.meta.get("crop_scale") for m in self.members}
+        if len(scales) > 1:
+            raise StoreError(
+                f"stores {', '.join(str(m.root) for m in self.members)} differ in crop_scale "
+                f"({sorted(scales)}): prepare them with the same --crop-scale"
+            )
 
     def _merged_index(self) -> tuple[list[dict], list[int], list[int]]:
         columns: list[str] = []
