@@ -11,10 +11,9 @@ import sys
 
 # (module, function) pairs; each function takes the subparsers object and adds its commands.
 COMMAND_MODULES = (
-    "facepad.data.commands",  # prepare, demo
+    "facepad.data.commands",  # prepare, demo, manifest
     "facepad.train.commands",  # train
-    "facepad.evaluate.commands",  # evaluate
-    "facepad.experiments.commands",  # reproduce
+    "facepad.experiments.commands",  # evaluate, reproduce, benchmark
     "facepad.infer.commands",  # predict, export
     "facepad.serve.commands",  # serve
 )

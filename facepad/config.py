@@ -19,6 +19,10 @@ import yaml
 @dataclass
 class DataConfig:
     store: str = ""  # a folder written by `facepad prepare`
+    # Several stores trained on as one (used instead of `store` when set): "PATH", "NAME=PATH" or
+    # {path: PATH, name: NAME, splits: CSV}; see facepad.data.multistore.
+    stores: list[Any] = field(default_factory=list)
+    balance: str = "none"  # none | dataset | class | dataset_class: train draws evenly per group
     input_size: int = 128  # model input, pixels (the stored crop is resized to this)
     depth_size: int = 32  # depth map side; must equal input_size / model map_stride
     batch_size: int = 32  # global batch: split over DDP ranks
@@ -88,6 +92,7 @@ class Config:
 
 
 CHOICES = {
+    "data.balance": ("none", "dataset", "class", "dataset_class"),
     "train.schedule": ("cosine", "step"),
     "train.amp": ("bf16", "fp16", "none"),
     "train.device": ("auto", "cpu", "cuda"),
@@ -138,6 +143,8 @@ def _coerce(value: Any, current: Any, key: str, where: str) -> Any:
         raise ConfigError(f"{where}: {key} must be a {type(current).__name__}, got {value!r}")
     if isinstance(current, dict) and not isinstance(value, dict):
         raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
+    if isinstance(current, list) and not isinstance(value, list):
+        raise ConfigError(f"{where}: {key} must be a list, e.g. [a, b], got {value!r}")
     return value
 
 
@@ -211,6 +218,11 @@ def validate(config: Config) -> None:
     if config.data.workers < 0:
         raise ConfigError("data.workers must be 0 or more")
     _validate_per_model(config.model.per_model)
+    for entry in config.data.stores:
+        if not isinstance(entry, (str, dict)):
+            raise ConfigError(
+                f"data.stores entry {entry!r}: give PATH, NAME=PATH or {{path: ..., name: ...}}"
+            )
 
 
 def load_config(recipe: str | Path | None = None, overrides: list[str] | tuple = ()) -> Config:

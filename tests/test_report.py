@@ -269,7 +269,7 @@ def test_evaluate_errors_name_the_fix(tmp_path):
 
     from facepad.evaluate.evaluate import evaluate_checkpoint
 
-    store = write_tiny_store(tmp_path / "store")
+    store = write_tiny_store(tmp_path / "store", corrupt=None)
     ckpt = save_tiny_checkpoint(tmp_path / "best.pt", "binary_cnn", threshold=None)
     with pytest.raises(ValueError, match=r"best\.pt is uncalibrated.*Pass --threshold T"):
         evaluate_checkpoint(ckpt, store, out_dir=tmp_path / "eval")

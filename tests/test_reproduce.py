@@ -164,12 +164,10 @@ def test_table_markdown_says_which_apcer():
 def test_cli_parses_reproduce_and_evaluate():
     import argparse
 
-    from facepad.evaluate import commands as evaluate_commands
     from facepad.experiments import commands as experiment_commands
 
     parser = argparse.ArgumentParser(prog="facepad")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    evaluate_commands.register(subparsers)
     experiment_commands.register(subparsers)
     args = parser.parse_args(
         ["reproduce", "--manifest", "m.csv", "--test-subjects", "0007", "0008", "--out", "r"]

@@ -2,7 +2,9 @@
 
 The way to bring a dataset other than CelebA-Spoof (e.g. nuaa-dev) into facepad. Paths are relative
 to the CSV's folder (absolute paths also work); columns beyond the known ones (nuaa-dev's `session`,
-`md5`) are kept in `Sample.attributes`.
+`md5`) are kept in `Sample.attributes`. A row may name a video: it becomes `frames_per_video`
+evenly spaced frames (`facepad.data.videos`). A `video` column (or, for video rows, the path) is
+the id that groups frames; without a `subject` column the video stands in for the subject.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+from facepad.data.images import ImageError
 from facepad.data.records import LABELS, ReadResult, Sample, SkippedInput
 from facepad.data.split import choose_subjects, split_by_subject, split_counts
+from facepad.data.videos import frame_samples, is_video
 
 REQUIRED_COLUMNS = ("path", "label")
 OPTIONAL_COLUMNS = ("attack_type", "subject", "split")
@@ -30,15 +34,18 @@ def read_manifest(
     test_subjects: Iterable[str] | None = None,
     test_fraction: float = 0.2,
     allow_subject_overlap: bool = False,
+    frames_per_video: int | None = None,
 ) -> ReadResult:
     """Read a manifest CSV into samples with subject-disjoint train/val/test splits.
 
     Without a `split` column, the subjects in `test_subjects` form the test split (else a seeded
     `test_fraction` of the subjects); validation is then carved from train by subject. With a
     `split` column that has no `val` rows, validation is carved from its train rows the same way.
-    Without a `subject` column every image is its own subject (a warning says so). A `split`
-    column that puts a subject in two splits is an error naming the subjects, unless
-    `allow_subject_overlap`. Rows whose image file is missing are skipped with a reason.
+    Without a `subject` column every video (`video` column, or a video row's path), else every
+    image, is its own subject (a warning says so). Rows naming a video become `frames_per_video`
+    evenly spaced frames. A `split` column that puts a subject in two splits is an error naming
+    the subjects, unless `allow_subject_overlap`. Rows whose file is missing or unreadable video
+    are skipped with a reason.
     """
     csv_path = Path(csv_path).expanduser().absolute()
     if not csv_path.is_file():
@@ -63,6 +70,7 @@ def read_manifest(
         reader.fieldnames = columns
         has_subject = "subject" in columns
         has_split = "split" in columns
+        has_video = "video" in columns
         extra = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
 
         for row in reader:
@@ -112,22 +120,26 @@ def read_manifest(
                 skipped.append(SkippedInput(path=path, reason="image file missing"))
                 counts["missing_image"] += 1
                 continue
-            samples.append(
-                Sample(
-                    path=path,
-                    label=label,
-                    attack_type=attack,
-                    subject=subject or rel,
-                    split=split,
-                    attributes={c: (row.get(c) or "").strip() for c in extra},
-                )
-            )
+            attributes = {c: (row.get(c) or "").strip() for c in extra}
+            video = attributes.get("video", "") if has_video else ""
+            if is_video(path) and not video:
+                attributes["video"] = video = rel
+            sample = Sample(path, label, attack, subject or video or rel, split, None, attributes)
+            if is_video(path):
+                frames = _video_frames(sample, frames_per_video, where, rel, counts)
+                if isinstance(frames, SkippedInput):
+                    skipped.append(frames)
+                    continue
+                samples += frames
+            else:
+                samples.append(sample)
 
     if counts["rows"] == 0:
         raise ValueError(f"{csv_path} has a header but no rows; add one row per image")
     if not has_subject:
+        unit = "video" if any("video" in s.attributes for s in samples) else "image"
         warnings.warn(
-            f"{csv_path} has no subject column: every image is treated as its own subject, so "
+            f"{csv_path} has no subject column: every {unit} is treated as its own subject, so "
             "frames of one person can land in both train and test; add a subject column",
             stacklevel=2,
         )
@@ -178,3 +190,20 @@ def check_subject_overlap(samples: list[Sample], source: str | Path) -> None:
             f"{shown}{more}. Frames of one person in train and test inflate every figure; fix "
             "the split column, or pass --allow-subject-overlap to proceed anyway"
         )
+
+
+def _video_frames(
+    sample: Sample, frames_per_video: int | None, where: str, rel: str, counts: dict
+) -> list[Sample] | SkippedInput:
+    """The frame samples of a video row, or why it was skipped (an unreadable video)."""
+    if not frames_per_video:
+        raise ValueError(
+            f"{where}: {rel} is a video; pass frames_per_video (prepare: --frames-per-video K) "
+            "to take K evenly spaced frames of each video"
+        )
+    counts["videos"] = counts.get("videos", 0) + 1
+    try:
+        return frame_samples(sample, frames_per_video)
+    except ImageError as err:
+        counts["unreadable_video"] = counts.get("unreadable_video", 0) + 1
+        return SkippedInput(path=sample.path, reason=f"unreadable video: {err}")

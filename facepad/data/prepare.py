@@ -314,10 +314,11 @@ def _process_sample_unsafe(sample, settings):
 
     from facepad.data.crop import map_points, square_crop_with_matrix
     from facepad.data.depth import ellipse_prior, render_depth, to_uint8
-    from facepad.data.images import ImageError, load_image
+    from facepad.data.images import ImageError
+    from facepad.data.videos import load_sample_image
 
     try:
-        rgb = load_image(sample.path)
+        rgb = load_sample_image(sample)  # an image file, or a frame of a video
     except ImageError as e:
         return Skipped("unreadable_image", str(e))
     face = _face_box(sample, rgb, settings)
@@ -515,6 +516,13 @@ def register(subparsers) -> None:
     p.add_argument(
         "--test-subjects", nargs="+", metavar="ID", help="manifest: subjects forming the test split"
     )
+    p.add_argument(
+        "--frames-per-video",
+        type=int,
+        default=None,
+        metavar="K",
+        help="manifest rows that name a video: take K evenly spaced frames of each",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="store folder to write")
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
     p.add_argument("--crop-scale", type=float, default=1.3)
@@ -567,6 +575,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
             args.seed,
             test_subjects=args.test_subjects,
             allow_subject_overlap=args.allow_subject_overlap,
+            frames_per_video=args.frames_per_video,
         )
         name = Path(args.manifest).resolve().parent.name
     prepare_store(

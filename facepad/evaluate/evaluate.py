@@ -238,7 +238,7 @@ def depth_examples(scored_model, dataset, positions: list[int], device: str = "c
 
 def evaluate_checkpoint(
     checkpoint: str | Path,
-    store: str | Path,
+    store,
     split: str = "test",
     threshold: float | None = None,
     out_dir: str | Path | None = None,
@@ -252,6 +252,9 @@ def evaluate_checkpoint(
     pipeline=None,
 ) -> Evaluation:
     """Score `split` of a prepared store and write scores.csv, report.{json,md} and figures.
+
+    `store` is a store folder or an open `PreparedStore` (e.g. a `MultiStore` of several
+    datasets, or one with a split file, from `facepad.data.multistore`).
 
     Threshold: `threshold` if given; else, with `rule` ("eer", "apcer=0.05", "bpcer=0.01"), one
     chosen by that rule on the store's val split; else the checkpoint's validation EER threshold.
@@ -285,9 +288,11 @@ def evaluate_checkpoint(
     data_cfg = (ckpt.get("config") or {}).get("data", {})
     input_size = int(pre.get("input_size") or data_cfg.get("input_size") or 128)
 
-    prepared = PreparedStore(store)
+    prepared = store if isinstance(store, PreparedStore) else PreparedStore(store)
     if split not in prepared.splits():
-        raise ValueError(f"{store} has no {split!r} split (it has {', '.join(prepared.splits())})")
+        raise ValueError(
+            f"{prepared.root} has no {split!r} split (it has {', '.join(prepared.splits())})"
+        )
     depth_size = int(pre.get("depth_size") or data_cfg.get("depth_size") or prepared.depth_size)
     dataset = StoreDataset(prepared, split, input_size, depth_size, augment=False)
     scored = ScoredModel(model)
@@ -305,7 +310,7 @@ def evaluate_checkpoint(
         rows, threshold, name=name, split=split, threshold_source=source, n_boot=n_boot
     )
     rep["checkpoint"] = str(checkpoint)
-    rep["store"] = str(store)
+    rep["store"] = str(prepared.root)
     if pipeline is not None:
         e2e_rows = score_end_to_end(pipeline, prepared, split, threshold)
         rep["end_to_end"] = end_to_end_report(rows, e2e_rows, threshold)

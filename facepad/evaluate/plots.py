@@ -204,3 +204,38 @@ def plot_table_bars(
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def plot_heatmaps(
+    panels: Mapping[str, tuple[Sequence[str], Sequence[str], np.ndarray]],
+    path: str | Path,
+    title: str = "HTER (%) at the validation threshold: rows trained on, columns tested on",
+) -> Path:
+    """One annotated matrix per model (rows x columns of a percent figure), on one colour scale
+    so the panels compare; NaN cells (not run) are grey and marked n/a."""
+    plt = _pyplot()
+    if not panels:
+        raise ValueError("no panels to draw")
+    rows, cols, _ = next(iter(panels.values()))
+    top = max([1.0] + [float(np.nanmax(m)) for _, _, m in panels.values() if np.isfinite(m).any()])
+    cmap = plt.get_cmap("Reds").with_extremes(bad="0.9")
+    n = len(panels)
+    fig, axes = plt.subplots(
+        1, n, figsize=(1.5 + n * (0.5 + 1.0 * len(cols)), 1.6 + 0.55 * len(rows)),
+        squeeze=False, sharey=True, layout="constrained",
+    )  # fmt: skip
+    for ax, (name, (row_labels, col_labels, matrix)) in zip(axes[0], panels.items(), strict=True):
+        shown = np.ma.masked_invalid(matrix)
+        image = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=top, aspect="auto")
+        for (i, j), value in np.ndenumerate(matrix):
+            text = f"{value:.1f}" if np.isfinite(value) else "n/a"
+            dark = np.isfinite(value) and value > 0.6 * top
+            ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                    color="white" if dark else "black")  # fmt: skip
+        ax.set_xticks(range(len(col_labels)), col_labels, rotation=30, ha="right")
+        ax.set_yticks(range(len(row_labels)), row_labels)
+        ax.set(xlabel="tested on", title=name)
+    axes[0, 0].set_ylabel("trained on")
+    fig.colorbar(image, ax=list(axes[0]), shrink=0.8)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

@@ -19,7 +19,7 @@ from facepad import metrics
 
 BASE_COLUMNS = ("idx", "path", "subject", "label", "attack_type")
 # Attributes never worth a breakdown: file pointers, checksums, ids that duplicate attack_type.
-NOT_BREAKDOWN = {"box_file", "md5", "spoof_type_id", "path"}
+NOT_BREAKDOWN = {"box_file", "md5", "spoof_type_id", "path", "video", "frame"}
 FEW_SUBJECTS = 10  # below this the subject bootstrap CIs get a warning in the Markdown
 MAX_GROUPS = 20  # an attribute with more distinct values than this is an id, not a condition
 
@@ -88,8 +88,16 @@ def _arrays(rows: Sequence[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     scores = np.array([float(r["score"]) for r in rows])
     is_live = np.array([r["label"] == "live" for r in rows])
     types = np.array([str(r["attack_type"]) for r in rows], dtype=object)
-    subjects = np.array([str(r["subject"]) for r in rows], dtype=object)
+    subjects = np.array([bootstrap_group(r) for r in rows], dtype=object)
     return scores, is_live, types, subjects
+
+
+def bootstrap_group(row: dict) -> str:
+    """The unit the bootstrap resamples: the subject (else the video, else the image), within
+    its dataset, since two datasets may both number their subjects from 0001."""
+    attrs = row.get("attributes", {})
+    unit = str(row.get("subject") or attrs.get("video") or row.get("path") or row["idx"])
+    return f"{attrs['dataset']}/{unit}" if attrs.get("dataset") else unit
 
 
 def _group_metrics(rows: Sequence[dict], mask: np.ndarray, threshold: float) -> dict:

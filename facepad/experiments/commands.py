@@ -1,4 +1,7 @@
-"""Command-line commands of facepad.experiments: `facepad reproduce`.
+"""Command-line commands of facepad.experiments: `facepad evaluate`, `reproduce`, `benchmark`.
+
+`evaluate` lives here, above both facepad.evaluate and facepad.infer, because --end-to-end hands
+the evaluation the deployed pipeline (the Predictor).
 
 Heavy imports (torch, matplotlib) happen inside the command functions so `facepad --help` is fast.
 """
@@ -8,10 +11,48 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 
 def register(subparsers) -> None:
     """Add this part's commands to the `facepad` parser."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a split with a checkpoint; write scores, report and figures",
+        description="Score one split of a prepared store with a checkpoint. The threshold is the "
+        "checkpoint's validation EER threshold unless --threshold is given (an uncalibrated "
+        "checkpoint, trained on a one-class validation split, needs --threshold or --rule). "
+        "Writes scores.csv, "
+        "report.json, report.md, roc.png, det.png, histogram.png and depth_examples.png.",
+    )
+    p.add_argument("checkpoint", help="a .pt checkpoint written by `facepad train`")
+    p.add_argument(
+        "--store",
+        required=True,
+        nargs="+",
+        metavar="[NAME=]STORE",
+        help="prepared store folder (`facepad prepare`); several are scored as one set and "
+        "every figure is broken down by dataset",
+    )
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--threshold", type=float, default=None, help="decision threshold (live >= T)")
+    p.add_argument(
+        "--rule",
+        default=None,
+        help="choose the threshold on the val split instead: eer, apcer=0.05 or bpcer=0.01",
+    )
+    p.add_argument("--out", default=None, help="output folder (default: <ckpt dir>/eval_<split>)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="also run the split's raw images through the deployed pipeline (decode, detect, "
+        "crop, model: the Predictor of `facepad predict`) and report its figures, with failures "
+        "to acquire counted, beside the store's",
+    )
+    p.set_defaults(func=_evaluate)
+
     r = subparsers.add_parser(
         "reproduce",
         help="the paper's whole experiment: prepare, train, evaluate, Table I and figures",
@@ -48,6 +89,86 @@ def register(subparsers) -> None:
     )
     r.set_defaults(func=_reproduce)
 
+    b = subparsers.add_parser(
+        "benchmark",
+        help="intra, cross-dataset, leave-one-out and k-fold protocols over prepared stores",
+        description="Train binary_cnn, depth_unet and fusion per protocol cell, threshold at the "
+        "validation EER, evaluate on the cell's test set, and write results.md, results.csv and "
+        "heatmap.png into --out. Protocols: intra (official splits; a store without a test split "
+        "is tested on its val split, validation carved from train), cross (every ordered pair: "
+        "train on A, threshold on A's val, test on B), lodo (leave one dataset out, 3+ stores), "
+        "kfold (folds by subject). Limit a protocol to some test datasets with PROTOCOL:A+B. A "
+        "rerun reuses finished trainings and evaluations.",
+        epilog="example: facepad benchmark --store replay=stores/replay-dev --store "
+        "nuaa=stores/nuaa --protocols intra:replay,cross --out results/bench train.epochs=8",
+    )
+    b.add_argument(
+        "--store",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a prepared store and its short name (repeat for several)",
+    )
+    b.add_argument("--out", required=True, help="results folder")
+    b.add_argument(
+        "--protocols",
+        default="intra,cross,lodo",
+        help="comma-separated: intra, cross, lodo, kfold; PROTOCOL:A+B tests on A and B only "
+        "(default: intra,cross,lodo)",
+    )
+    b.add_argument("--folds", type=int, default=5, help="k of kfold (default 5)")
+    b.add_argument(
+        "--models", default="binary_cnn,depth_unet,fusion", help="comma-separated model names"
+    )
+    b.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="[MODEL=]RECIPE",
+        help="packaged recipe name or YAML path, for all models or MODEL= one (default: "
+        "nuaa_cpu, whose per-model sections give depth_unet and fusion a CDC encoder)",
+    )
+    b.add_argument(
+        "--cross-test",
+        choices=["all", "test"],
+        default="all",
+        help="cross/lodo: test on all of the other store (default) or on its test split",
+    )
+    b.add_argument("--val-fraction", type=float, default=0.2, help="share of subjects carved")
+    b.add_argument("--seed", type=int, default=0, help="seed of carved validation and folds")
+    b.add_argument("--device", default="auto", help="evaluation device: auto, cpu or cuda")
+    b.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    b.add_argument("--force", action="store_true", help="redo every training and evaluation")
+    b.add_argument("overrides", nargs="*", help="config overrides for every run: train.epochs=3")
+    b.set_defaults(func=_benchmark)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from facepad.data.multistore import MultiStore
+    from facepad.evaluate.evaluate import evaluate_checkpoint
+
+    one = len(args.store) == 1 and "=" not in args.store[0]
+    pipeline = None
+    if args.end_to_end:
+        # Experiments sit above evaluate and infer: evaluation gets the deployed pipeline here.
+        from facepad.infer.predictor import Predictor
+
+        pipeline = Predictor.from_checkpoint(args.checkpoint, "torch", largest_only=True)
+    result = evaluate_checkpoint(
+        args.checkpoint,
+        args.store[0] if one else MultiStore(args.store),
+        split=args.split,
+        threshold=args.threshold,
+        out_dir=args.out,
+        batch_size=args.batch_size,
+        device=args.device,
+        rule=args.rule,
+        pipeline=pipeline,
+    )
+    print((result.out_dir / "report.md").read_text())
+    print(f"wrote {', '.join(str(p) for p in result.files.values())}")
+    return 0
+
 
 def _reproduce(args: argparse.Namespace) -> int:
     from facepad.experiments.reproduce import Source, reproduce
@@ -73,4 +194,47 @@ def _reproduce(args: argparse.Namespace) -> int:
         recipe=args.recipe,
     )
     print(f"reproduce finished in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def parse_named(items: list[str]) -> dict[str, str]:
+    """`["nuaa=stores/nuaa", "stores/replay"]` -> {"nuaa": ..., "replay": ...} (folder name when
+    no name is given)."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        name, path = (name.strip(), path.strip()) if sep else (Path(item).name, item)
+        if not name or not path:
+            raise ValueError(f"--store {item!r}: give NAME=PATH")
+        if name in out:
+            raise ValueError(f"--store: the name {name!r} is given twice")
+        out[name] = path
+    return out
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from facepad.experiments.benchmark import DEFAULT_RECIPES, MODELS, Settings, benchmark
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    recipes = dict(DEFAULT_RECIPES)
+    for item in args.recipe:
+        model, sep, recipe = item.partition("=")
+        if sep and model not in MODELS:
+            raise ValueError(f"--recipe {item}: {model} is not one of {', '.join(MODELS)}")
+        recipes.update({model: recipe} if sep else dict.fromkeys(MODELS, item))
+    settings = Settings(
+        models=models,
+        recipes=recipes,
+        overrides=args.overrides,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        folds=args.folds,
+        cross_test=args.cross_test,
+        device=args.device,
+        n_boot=args.n_boot,
+    )
+    start = time.perf_counter()
+    files = benchmark(parse_named(args.store), args.protocols, args.out, settings, args.force)
+    print(f"benchmark finished in {time.perf_counter() - start:.0f} s: "
+          + ", ".join(str(p) for p in files.values()))  # fmt: skip
     return 0

@@ -47,18 +47,17 @@ def build_datasets(config: Config) -> tuple[Dataset, Dataset, dict]:
     """(train set, val set, preprocess dict) from the prepared store named in the config."""
     from facepad.data.augment import training_augment
     from facepad.data.dataset import StoreDataset
-    from facepad.data.store import PreparedStore
+    from facepad.data.multistore import balanced, open_stores
 
-    if not config.data.store:
-        raise ValueError("data.store is empty: set it to a `facepad prepare` output folder")
-    store = PreparedStore(config.data.store)
     d = config.data
+    store = open_stores(d.store, d.stores)  # one store, or several (data.stores) as one
     augment = training_augment(d)
     train_set = StoreDataset(store, d.train_split, d.input_size, d.depth_size, augment=augment)
+    train_set = balanced(train_set, d.balance)
     val_set = StoreDataset(store, d.val_split, d.input_size, d.depth_size, augment=False)
     for split, ds in ((d.train_split, train_set), (d.val_split, val_set)):
         if len(ds) == 0:
-            raise ValueError(f"{config.data.store} has no {split!r} samples: re-run prepare")
+            raise ValueError(f"{store.root} has no {split!r} samples: re-run prepare")
     preprocess = {
         "crop_scale": float(store.meta.get("crop_scale", 1.3)),
         "crop_size": store.crop_size,  # inference crops at this size, then resizes to input_size

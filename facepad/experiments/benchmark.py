@@ -1,0 +1,442 @@
+"""`facepad benchmark`: intra-dataset, cross-dataset, leave-one-dataset-out and k-fold protocols
+over prepared stores, every cell with binary_cnn, depth_unet and fusion side by side.
+
+Protocols (each cell: train, pick the threshold at the validation EER, apply it unchanged to test):
+- intra A: A's official splits. A store without a test split (replay-attack-dev: train + devel)
+  is tested on its val split, with validation carved from train by subject.
+- cross A -> B: trained on A's train split, threshold at A's val split (as prepared), tested on
+  all of B (`cross_test="all"`, default: B never took part in training) or on B's test split
+  (`cross_test="test"`). Every ordered pair of the stores given.
+- lodo B (leave one dataset out, 3+ stores): trained on every other store's train split (val:
+  their val splits pooled), tested on B as in cross.
+- kfold A: A's subjects dealt into K folds (seeded); fold f is the test set, validation is carved
+  by subject from the other folds, the rest trains. Reported per fold, as mean and std over folds,
+  and pooled: all folds' test scores in one report, each score shifted by its fold's threshold.
+
+Subsets of a store are given to training and evaluation as split files (`facepad.data.multistore`),
+so stores are never copied. Work goes under OUT: `splits/` (the split files), `train/<run>/<model>/`
+(run folders), `eval/<protocol>/<cell>/<model>/` (scores.csv, report.json/md, figures), then
+`results.csv`, `results.md` and `heatmap.png`. A rerun reuses finished trainings and evaluations
+and resumes a killed training; a changed store, split or config is refused (use a new OUT or
+`force`). The train and evaluate steps are injectable (`Steps`) so the orchestration can be tested.
+Tables and the heatmap: `facepad.experiments.benchmark_results`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facepad.data.multistore import read_split_file, write_split_file
+from facepad.data.split import choose_subjects
+from facepad.data.store import PreparedStore
+from facepad.evaluate import report
+from facepad.experiments.benchmark_results import write_results
+
+MODELS = ("binary_cnn", "depth_unet", "fusion")
+PROTOCOLS = ("intra", "cross", "lodo", "kfold")
+CROSS_TEST = ("all", "test")
+# One packaged recipe serves every model (its per-model sections give depth and fusion CDC).
+DEFAULT_RECIPES = dict.fromkeys(MODELS, "nuaa_cpu")
+
+
+@dataclass
+class Settings:
+    """What every cell shares: models and their recipes, overrides, split and report settings."""
+
+    models: Sequence[str] = MODELS
+    recipes: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RECIPES))
+    overrides: Sequence[str] = ()
+    val_fraction: float = 0.2
+    seed: int = 0
+    folds: int = 5
+    cross_test: str = "all"
+    device: str = "auto"
+    n_boot: int = 1000
+
+
+@dataclass
+class View:
+    """A store seen through a split file: `{store idx: split}` (samples not listed left out)."""
+
+    store: str  # the dataset name given to the benchmark
+    key: str  # split file name: OUT/splits/<key>.csv
+    splits: dict[int, str]
+
+
+@dataclass
+class Run:
+    """One training per model: the views it trains (train split) and validates (val split) on."""
+
+    name: str
+    views: list[View]
+
+
+@dataclass
+class Cell:
+    """One table cell: a run's models evaluated on the test split of a view."""
+
+    protocol: str
+    train: str
+    test: str
+    run: Run
+    test_view: View
+    fold: int | None = None
+
+    @property
+    def folder(self) -> str:
+        name = f"{self.train}__{self.test}"
+        return f"{self.protocol}/{name}" + (f"/fold{self.fold}" if self.fold is not None else "")
+
+
+# ---- split maps --------------------------------------------------------------------------------
+
+
+def official_splits(store: PreparedStore, name: str) -> dict[int, str]:
+    """Every sample with its prepared split; train and val must be there."""
+    missing = [s for s in ("train", "val") if s not in store.splits()]
+    if missing:
+        raise ValueError(
+            f"store {name} ({store.root}) has no {' or '.join(missing)} split: prepare it with "
+            "train and val splits (facepad prepare carves val from train by subject)"
+        )
+    return {row["idx"]: row["split"] for row in store.index}
+
+
+def carved_splits(
+    store: PreparedStore, name: str, val_fraction: float, seed: int
+) -> dict[int, str]:
+    """For a store without a test split: its val split becomes the test set, and validation is
+    carved from its train split by subject."""
+    official = official_splits(store, name)
+    train_subjects = {store.index[i]["subject"] for i, s in official.items() if s == "train"}
+    val = choose_subjects(train_subjects, val_fraction, seed)
+    if not val:
+        raise ValueError(f"store {name}: cannot carve validation subjects from {train_subjects}")
+    out = {}
+    for i, split in official.items():
+        if split == "val":
+            out[i] = "test"
+        elif split == "train":
+            out[i] = "val" if store.index[i]["subject"] in val else "train"
+    return out
+
+
+def test_splits(store: PreparedStore, name: str, cross_test: str) -> dict[int, str]:
+    """The samples a model trained elsewhere is tested on: all of the store, or its test split."""
+    if cross_test == "all":
+        return {row["idx"]: "test" for row in store.index}
+    rows = [row["idx"] for row in store.index if row["split"] == "test"]
+    if not rows:
+        raise ValueError(
+            f"store {name} has no test split to test on (cross_test=test); use cross_test=all"
+        )
+    return dict.fromkeys(rows, "test")
+
+
+def fold_subjects(store: PreparedStore, folds: int, seed: int) -> list[list[str]]:
+    """Subjects dealt into `folds` groups after a seeded shuffle (sizes differ by at most 1)."""
+    subjects = sorted({row["subject"] for row in store.index})
+    if folds < 2 or folds > len(subjects):
+        raise ValueError(
+            f"{folds} folds over {len(subjects)} subjects: choose 2 to {len(subjects)} folds"
+        )
+    order = np.random.default_rng(seed).permutation(len(subjects))
+    return [[subjects[j] for j in order[f::folds]] for f in range(folds)]
+
+
+def kfold_splits(
+    store: PreparedStore, groups: list[list[str]], fold: int, val_fraction: float, seed: int
+) -> dict[int, str]:
+    """Fold `fold`'s subjects -> test; validation carved by subject from the other folds."""
+    test = set(groups[fold])
+    rest = {s for g in groups for s in g} - test
+    val = choose_subjects(rest, val_fraction, seed + 1 + fold)
+    if not val:
+        raise ValueError(f"fold {fold}: too few subjects outside the test fold to carve validation")
+    role = dict.fromkeys(rest, "train") | dict.fromkeys(val, "val") | dict.fromkeys(test, "test")
+    return {row["idx"]: role[row["subject"]] for row in store.index}
+
+
+# ---- the plan ----------------------------------------------------------------------------------
+
+
+def parse_protocols(text: str, names: Sequence[str]) -> dict[str, list[str]]:
+    """`"intra,cross,kfold:nuaa"` -> {protocol: datasets tested on}; no filter = all datasets."""
+    out: dict[str, list[str]] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        protocol, _, only = item.partition(":")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol {protocol!r}: choose from {', '.join(PROTOCOLS)}")
+        chosen = [d.strip() for d in only.split("+") if d.strip()] if only else list(names)
+        unknown = [d for d in chosen if d not in names]
+        if unknown:
+            raise ValueError(f"{item}: no store named {', '.join(unknown)} ({', '.join(names)})")
+        out.setdefault(protocol, []).extend(d for d in chosen if d not in out.get(protocol, []))
+    if not out:
+        raise ValueError(f"no protocol given; choose from {', '.join(PROTOCOLS)}")
+    return out
+
+
+def plan(
+    stores: Mapping[str, PreparedStore], protocols: Mapping[str, list[str]], settings: Settings
+) -> list[Cell]:
+    """Every cell of the asked protocols, with the runs they need (shared where identical)."""
+    names = list(stores)
+    runs: dict[str, Run] = {}
+
+    def official(a: str) -> Run:
+        if a not in runs:
+            runs[a] = Run(a, [View(a, f"{a}.official", official_splits(stores[a], a))])
+        return runs[a]
+
+    def tested(b: str) -> View:
+        return View(b, f"{b}.test-{settings.cross_test}",
+                    test_splits(stores[b], b, settings.cross_test))  # fmt: skip
+
+    cells = []
+    for a in protocols.get("intra", []):
+        if "test" in stores[a].splits():
+            run = official(a)
+            cells.append(Cell("intra", a, a, run, run.views[0]))
+        else:
+            splits = carved_splits(stores[a], a, settings.val_fraction, settings.seed)
+            view = View(a, f"{a}.carved", splits)
+            cells.append(Cell("intra", a, a, Run(f"{a}-carved", [view]), view))
+    for b in protocols.get("cross", []):
+        for a in names:
+            if a != b:
+                cells.append(Cell("cross", a, b, official(a), tested(b)))
+    if "lodo" in protocols and len(names) < 3:
+        print("note: leave-one-dataset-out needs 3+ stores (with 2 it is the cross protocol)")
+    elif "lodo" in protocols:
+        for b in protocols["lodo"]:
+            others = [a for a in names if a != b]
+            run = Run(f"lodo-{b}", [official(a).views[0] for a in others])
+            cells.append(Cell("lodo", "+".join(others), b, run, tested(b)))
+    for a in protocols.get("kfold", []):
+        k = settings.folds
+        groups = fold_subjects(stores[a], k, settings.seed)
+        for f in range(k):
+            splits = kfold_splits(stores[a], groups, f, settings.val_fraction, settings.seed)
+            view = View(a, f"{a}.kfold{k}-f{f}", splits)
+            cells.append(Cell(f"kfold{k}", a, a, Run(f"{a}-kfold{k}-f{f}", [view]), view, fold=f))
+    return cells
+
+
+# ---- steps -------------------------------------------------------------------------------------
+
+
+def find_recipe(name: str) -> Path:
+    """A recipe path, or a name looked up in the checkout's configs/ and the package's configs/."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    here = Path(__file__).resolve()
+    folders = [here.parents[2] / "configs", here.parents[1] / "configs"]
+    for folder in folders:
+        for candidate in (folder / name, folder / f"{name}.yaml"):
+            if candidate.is_file():
+                return candidate
+    raise FileNotFoundError(
+        f"recipe {name!r} not found (a YAML path, or a name in {', '.join(map(str, folders))})"
+    )
+
+
+def run_config(recipe: Path, overrides: Sequence[str], model: str, stores: list[dict], run_dir):
+    """The run's Config: the recipe, the overrides, then the benchmark's own data and folder."""
+    from facepad.config import load_config, validate
+
+    config = load_config(recipe, list(overrides))
+    config.model.name = model
+    config.data.store = ""
+    config.data.stores = stores
+    config.data.train_split, config.data.val_split = "train", "val"
+    config.out_dir, config.run_name = str(run_dir), model
+    validate(config)
+    return config
+
+
+def default_train(config) -> Path:
+    """Train (resuming a killed run from its last.pt) and return the best checkpoint."""
+    from facepad.train.loop import run_dir_of, train
+
+    return train(config, resume=(run_dir_of(config) / "last.pt").is_file())
+
+
+def default_evaluate(
+    checkpoint: Path, views: list[dict], out_dir: Path, name: str, settings: Settings, figures: bool
+) -> tuple[list[dict], dict]:
+    """Score the views' test split with the checkpoint's validation threshold: (rows, report)."""
+    from facepad.data.multistore import MultiStore
+    from facepad.evaluate.evaluate import evaluate_checkpoint
+
+    device = settings.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    result = evaluate_checkpoint(
+        checkpoint, MultiStore(views), "test", out_dir=out_dir, name=name, device=device,
+        n_boot=settings.n_boot, figures=figures,
+    )  # fmt: skip
+    return result.rows, result.report
+
+
+@dataclass
+class Steps:
+    """The two steps the benchmark orchestrates; replace them in tests."""
+
+    train: Callable = default_train
+    evaluate: Callable = default_evaluate
+
+
+# ---- running -----------------------------------------------------------------------------------
+
+
+def store_fingerprint(store: PreparedStore) -> str:
+    return hashlib.sha256((store.root / "index.csv").read_bytes()).hexdigest()[:16]
+
+
+def _check_same(path: Path, payload: dict, what: str) -> None:
+    """Refuse to mix results made from other inputs into one results folder."""
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != payload:
+            changed = sorted(k for k in set(old) | set(payload) if old.get(k) != payload.get(k))
+            raise ValueError(
+                f"{path.parent} was made with other {what} ({', '.join(changed)}); use a new "
+                "--out folder, or --force to redo everything"
+            )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def _write_view(view: View, store: PreparedStore, folder: Path) -> dict:
+    """Write (or check) the view's split file; the `data.stores` entry that reads it."""
+    path = folder / f"{view.key}.csv"
+    if path.is_file():
+        old = read_split_file(path, store)
+        new = [view.splits.get(i, "") for i in range(len(store))]
+        if old != new:
+            raise ValueError(
+                f"{path} holds other splits than this benchmark computes (another seed, "
+                "val fraction or fold count?); use a new --out folder, or --force"
+            )
+    else:
+        write_split_file(path, view.splits)
+    return {"path": str(store.root.resolve()), "name": view.store, "splits": str(path.resolve())}
+
+
+@dataclass
+class Outcome:
+    """One model in one cell: its score rows and report."""
+
+    cell: Cell
+    model: str
+    rows: list[dict]
+    report: dict
+
+
+def benchmark(
+    stores: Mapping[str, str | Path],
+    protocols: str | Mapping[str, list[str]],
+    out_dir: str | Path,
+    settings: Settings | None = None,
+    force: bool = False,
+    steps: Steps | None = None,
+) -> dict[str, Path]:
+    """Run (or resume) the protocols over the named stores into `out_dir`; returns the files
+    written (results.csv, results.md, heatmap.png)."""
+    settings, steps = settings or Settings(), steps or Steps()
+    unknown = [m for m in settings.models if m not in MODELS]
+    if unknown or not settings.models:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    if settings.cross_test not in CROSS_TEST:
+        raise ValueError(f"cross_test {settings.cross_test!r}: choose all or test")
+    out = Path(out_dir)
+    if force:
+        for sub in ("splits", "train", "eval", "benchmark.json"):
+            target = out / sub
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    opened = {name: PreparedStore(path) for name, path in stores.items()}
+    if isinstance(protocols, str):
+        protocols = parse_protocols(protocols, list(opened))
+    recipes = {m: find_recipe(settings.recipes.get(m, DEFAULT_RECIPES[m])) for m in settings.models}
+    _check_same(
+        out / "benchmark.json",
+        {
+            "stores": {
+                n: {"path": str(s.root.resolve()), "index": store_fingerprint(s)}
+                for n, s in opened.items()
+            },
+            "val_fraction": settings.val_fraction,
+            "seed": settings.seed,
+        },  # fmt: skip
+        "stores or split settings",
+    )
+    cells = plan(opened, protocols, settings)
+    print(f"benchmark: {len(cells)} cells x {len(settings.models)} models -> {out}")
+    outcomes, seconds = [], {}
+    for n, cell in enumerate(cells, 1):
+        print(f"[{n}/{len(cells)}] {cell.protocol}: {cell.train} -> {cell.test}"
+              + (f" (fold {cell.fold})" if cell.fold is not None else ""), flush=True)  # fmt: skip
+        train_views = [_write_view(v, opened[v.store], out / "splits") for v in cell.run.views]
+        test_views = [_write_view(cell.test_view, opened[cell.test_view.store], out / "splits")]
+        for model in settings.models:
+            started = time.perf_counter()
+            config = run_config(recipes[model], settings.overrides, model, train_views,
+                                out / "train" / cell.run.name)  # fmt: skip
+            checkpoint, marker = _trained(config, steps)
+            eval_dir = out / "eval" / cell.folder / model
+            rows, rep = _evaluated(
+                checkpoint, marker, test_views, eval_dir, model, settings, steps,
+                figures=cell.fold is None,
+            )  # fmt: skip
+            outcomes.append(Outcome(cell, model, rows, rep))
+            seconds[f"{cell.folder}/{model}"] = round(time.perf_counter() - started, 1)
+    files = write_results(outcomes, out, settings)
+    (out / "timings.json").write_text(json.dumps(seconds, indent=2) + "\n")
+    print((out / "results.md").read_text())
+    return files
+
+
+def _trained(config, steps: Steps) -> tuple[Path, Path]:
+    """A finished training's best checkpoint and its marker: reused, resumed, or trained now."""
+    from facepad.config import config_to_dict, load_config
+    from facepad.train.loop import run_dir_of
+
+    run_dir = run_dir_of(config)
+    marker = run_dir / "benchmark_done.json"
+    wanted = config_to_dict(config)
+    if (run_dir / "config.yaml").is_file():  # an earlier (maybe killed) run of this folder
+        old = config_to_dict(load_config(run_dir / "config.yaml"))
+        if old != wanted:
+            raise ValueError(
+                f"{run_dir} was trained with another config (recipe or overrides changed); use a "
+                "new --out folder, or --force to redo everything"
+            )
+    if marker.is_file():
+        print(f"  {config.model.name}: reusing {run_dir}")
+        return Path(json.loads(marker.read_text())["checkpoint"]), marker
+    checkpoint = Path(steps.train(config))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"checkpoint": str(checkpoint)}, indent=2) + "\n")
+    return checkpoint, marker
+
+
+def _evaluated(checkpoint, marker, views, eval_dir: Path, model, settings, steps, figures):
+    """A cell's evaluation: reused when newer than its training, else run now."""
+    done = eval_dir / "report.json"
+    if done.is_file() and done.stat().st_mtime >= marker.stat().st_mtime:
+        print(f"  {model}: reusing {eval_dir}")
+        return report.read_scores_csv(eval_dir / "scores.csv"), json.loads(done.read_text())
+    return steps.evaluate(checkpoint, views, eval_dir, model, settings, figures)
