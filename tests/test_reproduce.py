@@ -299,3 +299,15 @@ def test_reproduce_celeba_spoof_with_the_gpu_recipes_on_cpu(tmp_path, capsys):
     with open(out / "store" / "skipped.csv") as f:
         skipped = [r["path"] for r in csv.DictReader(f)]
     assert any(p.endswith("9003/live/000006.jpg") for p in skipped)  # the missing image
+
+
+def test_table_warns_when_the_test_set_holds_few_subjects():
+    from facepad.experiments.reproduce import TABLE_COLUMNS
+
+    row = {k: 0.1 for k, _ in TABLE_COLUMNS}
+    row |= {"threshold": 0.5, "acer_ci_low": 0.02, "acer_ci_high": 0.3}
+    few = table_markdown({"depth_unet": row | {"n_subjects": 2}})
+    assert "SMOKE TEST: the test set holds 2 subject(s)" in few
+    assert "| 2.00 - 30.00 |" in few
+    many = table_markdown({"depth_unet": row | {"n_subjects": 15}})
+    assert "SMOKE TEST" not in many

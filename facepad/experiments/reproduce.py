@@ -282,7 +282,11 @@ def reproduce(
     _step(f"[{k}/{n_steps}] Table I and figures -> {out_dir}")
     table = {
         m: {key: _nan(rep["overall"][key]) for key, _ in TABLE_COLUMNS}
-        | {"threshold": float(rep["threshold"])}
+        | {"threshold": float(rep["threshold"]), "n_subjects": int(rep.get("n_subjects", 0))}
+        | {
+            f"acer_ci_{end}": _nan((rep.get("ci95") or {}).get("acer", [None, None])[k])
+            for k, end in enumerate(("low", "high"))
+        }  # fmt: skip
         for m, (_, rep) in evaluations.items()
     }
     files = write_table(table, out_dir)
@@ -299,8 +303,9 @@ def reproduce(
 
 
 def table_markdown(table: dict[str, dict[str, float]]) -> str:
-    """Table I as Markdown, rates in percent, with a note on what each APCER is."""
-    header = ["model", *[h + " (%)" for _, h in TABLE_COLUMNS]]
+    """Table I as Markdown, rates in percent, with the ACER's subject-bootstrap interval, a note on
+    what each APCER is, and a warning when the test set holds too few subjects to mean much."""
+    header = ["model", *[h + " (%)" for _, h in TABLE_COLUMNS], "ACER 95 % CI (%)"]
     lines = [
         "Table I: test results (percent)",
         "",
@@ -308,9 +313,19 @@ def table_markdown(table: dict[str, dict[str, float]]) -> str:
         "|" + "---|" * len(header),
     ]
     for model, row in table.items():
-        lines.append("| " + " | ".join([model, *[report.pct(row[k]) for k, _ in TABLE_COLUMNS]]))
-        lines[-1] += " |"
-    return "\n".join([*lines, "", PAPER_NOTE]) + "\n"
+        ci = f"{report.pct(row.get('acer_ci_low'))} - {report.pct(row.get('acer_ci_high'))}"
+        cells = [model, *[report.pct(row[k]) for k, _ in TABLE_COLUMNS], ci]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [PAPER_NOTE]
+    subjects = min((int(row.get("n_subjects", 0)) for row in table.values()), default=0)
+    if 0 < subjects < report.FEW_SUBJECTS:
+        notes.append(
+            f"SMOKE TEST: the test set holds {subjects} subject(s). Figures from so few people "
+            "cannot tell a model that generalises from one that memorised them: on other people "
+            "of the same database such models have scored an order of magnitude worse. Judge "
+            "models with `facepad benchmark` (k-fold by subject, cross-dataset) instead."
+        )
+    return "\n".join([*lines, "", *notes]) + "\n"
 
 
 def write_table(table: dict[str, dict[str, float]], out_dir: Path) -> dict[str, Path]:
