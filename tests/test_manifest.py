@@ -182,3 +182,16 @@ def test_cli_refuses_subject_overlap_unless_allowed(tmp_path, capsys):
     csv = write_manifest(tmp_path, "path,label,attack_type,subject,split", rows)
     assert main(["prepare", "--manifest", str(csv), "--out", str(tmp_path / "s")]) == 2
     assert "s1 (test+train)" in capsys.readouterr().err
+
+
+def test_split_column_can_be_ignored_to_use_every_subject(tmp_path):
+    rows = [f"a/{i}.jpg,{'live' if i % 2 else 'spoof'},,s{i},{'test' if i > 5 else 'train'}"
+            for i in range(8)]  # fmt: skip
+    csv = write_manifest(tmp_path, "path,label,attack_type,subject,split", rows)
+    kept = Counter(s.split for s in read_manifest(csv, val_fraction=0.25).samples)
+    assert kept == {"train": 4, "val": 2, "test": 2}  # the column: s6, s7 test; val carved
+    pooled = read_manifest(csv, val_fraction=0.25, use_split_column=False, test_fraction=0.0)
+    splits = Counter(s.split for s in pooled.samples)
+    assert splits == {"train": 6, "val": 2}  # every subject in train or val, none in test
+    val = {s.subject for s in pooled.samples if s.split == "val"}
+    assert not val & {s.subject for s in pooled.samples if s.split == "train"}

@@ -35,6 +35,7 @@ def read_manifest(
     test_fraction: float = 0.2,
     allow_subject_overlap: bool = False,
     frames_per_video: int | None = None,
+    use_split_column: bool = True,
 ) -> ReadResult:
     """Read a manifest CSV into samples with subject-disjoint train/val/test splits.
 
@@ -44,8 +45,9 @@ def read_manifest(
     Without a `subject` column every video (`video` column, or a video row's path), else every
     image, is its own subject (a warning says so). Rows naming a video become `frames_per_video`
     evenly spaced frames. A `split` column that puts a subject in two splits is an error naming
-    the subjects, unless `allow_subject_overlap`. Rows whose file is missing or unreadable video
-    are skipped with a reason.
+    the subjects, unless `allow_subject_overlap`. `use_split_column=False` ignores the column (all
+    rows are split as above: e.g. to train on every subject of a dataset and test elsewhere).
+    Rows whose file is missing or unreadable video are skipped with a reason.
     """
     csv_path = Path(csv_path).expanduser().absolute()
     if not csv_path.is_file():
@@ -69,7 +71,7 @@ def read_manifest(
             )
         reader.fieldnames = columns
         has_subject = "subject" in columns
-        has_split = "split" in columns
+        has_split = "split" in columns and use_split_column
         has_video = "video" in columns
         extra = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
 

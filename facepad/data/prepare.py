@@ -550,6 +550,18 @@ def register(subparsers) -> None:
         action="store_true",
         help="manifest: accept a split column that puts one subject in two splits",
     )
+    p.add_argument(
+        "--ignore-split-column",
+        action="store_true",
+        help="manifest: split by subject as if it had no split column (--test-subjects, else "
+        "a seeded share; --test-fraction 0 puts every subject in train/val)",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="manifest without a split column or --test-subjects: share of subjects in test",
+    )
     p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_prepare)
@@ -576,6 +588,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
             test_subjects=args.test_subjects,
             allow_subject_overlap=args.allow_subject_overlap,
             frames_per_video=args.frames_per_video,
+            use_split_column=not args.ignore_split_column,
+            test_fraction=args.test_fraction,
         )
         name = Path(args.manifest).resolve().parent.name
     prepare_store(
