@@ -78,3 +78,23 @@ def small_config(tmp_path, model: str = "depth_unet", *extra: str) -> Config:
             *extra,
         ],
     )
+
+
+class Killed(Exception):
+    """What `DiesAt` raises: a process killed, or a rank that lost its data."""
+
+
+class DiesAt(Dataset):
+    """Wraps a dataset and raises `Killed` once `fetches` items have been read: a kill mid-epoch."""
+
+    def __init__(self, base, fetches: int):
+        self.base, self.left = base, fetches
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        self.left -= 1
+        if self.left < 0:
+            raise Killed(f"died after {len(self.base)} items were asked for")
+        return self.base[i]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from _train_helpers import SyntheticPad, small_config, synthetic_datasets
+from _train_helpers import DiesAt, Killed, SyntheticPad, small_config, synthetic_datasets
 
 from facepad.cli import main as cli_main
 from facepad.config import (
@@ -204,26 +204,6 @@ def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path):
     loop.train(config, datasets=synthetic_datasets())
     with pytest.raises(FileExistsError, match="pass --resume"):
         loop.train(config, datasets=synthetic_datasets())
-
-
-class Killed(Exception):
-    pass
-
-
-class DiesAt(torch.utils.data.Dataset):
-    """Wraps a dataset and raises once `fetches` items have been read: a kill mid-epoch."""
-
-    def __init__(self, base, fetches: int):
-        self.base, self.left = base, fetches
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, i):
-        self.left -= 1
-        if self.left < 0:
-            raise Killed
-        return self.base[i]
 
 
 def test_resume_after_a_kill_mid_epoch_matches_an_uninterrupted_run(tmp_path):

@@ -10,6 +10,7 @@ No torch here.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -98,14 +99,8 @@ def frame_samples(sample: Sample, frames_per_video: int) -> list[Sample]:
     video = sample.attributes.get("video") or sample.path
     indices = spaced_frames(frame_count(sample.path), frames_per_video)
     return [
-        Sample(
-            path=sample.path,
-            label=sample.label,
-            attack_type=sample.attack_type,
-            subject=sample.subject,
-            split=sample.split,
-            box=sample.box,
-            attributes={**sample.attributes, "video": video, "frame": str(i)},
+        dataclasses.replace(
+            sample, attributes={**sample.attributes, "video": video, "frame": str(i)}
         )
         for i in indices
     ]
