@@ -133,7 +133,9 @@ def test_installed_wheel_reproduces_the_demo_exports_and_serves(installed, tmp_p
     run([str(bin_dir / "facepad"), "export", str(best), "--out", str(onnx_path)], work, env)
 
     port = free_port()
+    # --response full: /healthz names the model only in full mode
     serve = [str(bin_dir / "facepad"), "serve", str(onnx_path), "--port", str(port)]
+    serve += ["--response", "full"]
     proc = subprocess.Popen(serve, cwd=work, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:

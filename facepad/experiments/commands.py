@@ -83,6 +83,13 @@ def register(subparsers) -> None:
     r.add_argument(
         "--models", default="binary_cnn,depth_unet,fusion", help="comma-separated model names"
     )
+    r.add_argument(
+        "--max-failed-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="prepare: stop when more than this share of samples fails (default 0.05)",
+    )
     r.add_argument("--force", action="store_true", help="redo every step")
     r.add_argument(
         "overrides", nargs="*", help="config overrides for every model, e.g. train.epochs=3"
@@ -192,6 +199,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         store_dir=args.store,
         overrides=args.overrides,
         recipe=args.recipe,
+        max_failed_fraction=args.max_failed_fraction,
     )
     print(f"reproduce finished in {time.perf_counter() - start:.0f} s")
     return 0

@@ -120,12 +120,14 @@ def default_prepare(source: Source, store_dir: Path, work_dir: Path, settings: d
     else:
         raise ValueError(f"unknown data source {source.kind!r}")
     print(f"  read {len(result.samples)} samples, skipped {len(result.skipped)}")
+    limit = settings.get("max_failed_fraction")
     return prepare_store(
         result,
         store_dir,
         dataset_name=source.dataset_name,
         crop_size=settings["crop_size"],
         depth_size=settings["depth_size"],
+        **({} if limit is None else {"max_failed_fraction": limit}),
     )
 
 
@@ -193,6 +195,7 @@ def reproduce(
     overrides: Sequence[str] = (),
     steps: Steps | None = None,
     recipe: str | Path | None = None,
+    max_failed_fraction: float | None = None,
 ) -> Result:
     """Run (or resume) the whole experiment into `out_dir` and return Table I.
 
@@ -229,6 +232,8 @@ def reproduce(
         print(f"  reusing prepared store {store} (--force to rebuild)")
     else:
         settings = steps.settings(list(recipes.values()), source, overrides)
+        if max_failed_fraction is not None:  # prepare's limit on failed samples
+            settings["max_failed_fraction"] = max_failed_fraction
         print(f"  store settings: {settings}")
         steps.prepare(source, store, out_dir, settings)
     seconds["prepare"] = time.perf_counter() - t0
