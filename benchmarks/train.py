@@ -34,6 +34,15 @@ from facepad.models.registry import create_model
 PEAK_GFLOPS = 160.0  # fp32 matmul peak measured on this 2-core AVX-512 CPU (DESIGN.md)
 
 
+def seeded_model(name: str, size: int, depth_size: int, extra: dict) -> torch.nn.Module:
+    """The model under test, seeded; depth models map `size` input to a `depth_size` map."""
+    kwargs = dict(extra)
+    if name != "binary_cnn":
+        kwargs.setdefault("map_stride", size // depth_size)
+    torch.manual_seed(0)
+    return create_model(name, **kwargs)
+
+
 def forward_gflops(model: torch.nn.Module, size: int) -> float:
     """Forward FLOPs of one image (a multiply-add counts 2)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -145,11 +154,8 @@ def pipeline_main(args, extra: dict) -> None:
     print(f"{'model':<11} {'size':>4} {'augment':<8} {'train/s':>8} {'item ms':>8} {'vs first':>8}")
     for name in args.models:
         for size in args.sizes:
-            kwargs = dict(extra)
-            if name != "binary_cnn":
-                kwargs.setdefault("map_stride", size // args.depth_size)
-            torch.manual_seed(0)
-            model = create_model(name, **kwargs).to(memory_format=torch.channels_last)
+            model = seeded_model(name, size, args.depth_size, extra)
+            model = model.to(memory_format=torch.channels_last)
             runs = {a: [] for a in args.augment}
             for _ in range(args.repeats):  # interleaved: off, basic, full, off, basic, ...
                 for a in args.augment:
@@ -201,11 +207,7 @@ def main() -> None:
     print(header)
     for name in args.models:
         for size in args.sizes:
-            kwargs = dict(extra)
-            if name != "binary_cnn":
-                kwargs.setdefault("map_stride", size // args.depth_size)
-            torch.manual_seed(0)
-            model = create_model(name, **kwargs)
+            model = seeded_model(name, size, args.depth_size, extra)
             gflops = forward_gflops(model, size)
             data = make_batch(name, args.batch, size, args.depth_size)
             for variant in args.variants:

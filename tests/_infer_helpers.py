@@ -65,3 +65,11 @@ def grace_hopper_path() -> Path:
     import matplotlib
 
     return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+def tiny_onnx_model(root: Path) -> Path:
+    """A tiny untrained depth U-Net exported to ONNX under `root`: a model to serve in tests."""
+    from facepad.infer.export import export_onnx
+
+    ckpt = save_tiny_checkpoint(root / "d.pt", "depth_unet")
+    return Path(export_onnx(ckpt, root / "d.onnx", check=False)["out"])

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from _infer_helpers import grace_hopper_path, save_tiny_checkpoint
+from _infer_helpers import grace_hopper_path, tiny_onnx_model
 from _serve_helpers import ServeProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,11 +30,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    from facepad.infer.export import export_onnx
-
-    root = tmp_path_factory.mktemp("browser")
-    ckpt = save_tiny_checkpoint(root / "d.pt", "depth_unet")
-    return Path(export_onnx(ckpt, root / "d.onnx", check=False)["out"])
+    return tiny_onnx_model(tmp_path_factory.mktemp("browser"))
 
 
 @pytest.fixture(scope="module")

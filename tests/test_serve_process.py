@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _infer_helpers import astronaut, grace_hopper_path, save_tiny_checkpoint
+from _infer_helpers import astronaut, grace_hopper_path, tiny_onnx_model
 from _serve_helpers import ServeProcess, rss_mib
 
 httpx = pytest.importorskip("httpx")
@@ -47,11 +47,7 @@ def two_faces() -> bytes:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    from facepad.infer.export import export_onnx
-
-    root = tmp_path_factory.mktemp("serve_process")
-    ckpt = save_tiny_checkpoint(root / "d.pt", "depth_unet")
-    return Path(export_onnx(ckpt, root / "d.onnx", check=False)["out"])
+    return tiny_onnx_model(tmp_path_factory.mktemp("serve_process"))
 
 
 @pytest.fixture(scope="module")
