@@ -72,6 +72,16 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     return holder[0]
 
 
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank. Each rank updates them from
+    its own batches, so they drift apart; sharded validation and the saved checkpoint (rank 0's)
+    must see one set."""
+    if not info.distributed:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=0)
+
+
 def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     """Sum of each value over the ranks (the epoch's loss and sample count)."""
     if not info.distributed:

@@ -549,6 +549,7 @@ def _log_step(run: Run, bar, losses: dict[str, torch.Tensor], rate: float) -> No
 
 def validate_and_checkpoint(run: Run, epoch: int, stats: dict) -> bool:
     """Validate on every rank; rank 0 saves last.pt (and best.pt) and logs. True: stop early."""
+    fdist.broadcast_buffers(run.kept_model, run.info)  # rank 0's BatchNorm statistics, as saved
     val = validate(run.kept_model, run.val_loader, run.loss_fn, run.device, run.config, run.info)
     run.epoch = epoch
     stop = _record_epoch(run, epoch, stats, val) if run.info.is_main else False
