@@ -16,7 +16,13 @@ from pathlib import Path
 
 from facepad.data.images import ImageError
 from facepad.data.records import LABELS, ReadResult, Sample, SkippedInput
-from facepad.data.split import choose_subjects, split_by_subject, split_counts
+from facepad.data.split import (
+    choose_subjects,
+    describe_overlap,
+    split_by_subject,
+    split_counts,
+    subjects_in_two_splits,
+)
 from facepad.data.videos import frame_samples, is_video
 
 REQUIRED_COLUMNS = ("path", "label")
@@ -180,17 +186,12 @@ def read_manifest(
 
 def check_subject_overlap(samples: list[Sample], source: str | Path) -> None:
     """Raise ValueError naming the subjects that a manifest's split column puts in two splits."""
-    splits: dict[str, set[str]] = {}
-    for sample in samples:
-        splits.setdefault(sample.subject, set()).add(sample.split)
-    overlap = sorted(subject for subject, found in splits.items() if len(found) > 1)
+    overlap = subjects_in_two_splits(samples)
     if overlap:
-        shown = ", ".join(f"{s} ({'+'.join(sorted(splits[s]))})" for s in overlap[:10])
-        more = f" and {len(overlap) - 10} more" if len(overlap) > 10 else ""
         raise ValueError(
             f"{source}: the split column puts {len(overlap)} subject(s) in two splits: "
-            f"{shown}{more}. Frames of one person in train and test inflate every figure; fix "
-            "the split column, or pass --allow-subject-overlap to proceed anyway"
+            f"{describe_overlap(overlap)}. Frames of one person in train and test inflate every "
+            "figure; fix the split column, or pass --allow-subject-overlap to proceed anyway"
         )
 
 

@@ -40,6 +40,8 @@ from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
+from facepad.data.split import describe_overlap, subjects_in_two_splits
+
 NO_MESH_POLICIES = ("skip", "detector-box-ellipse")
 BOX_MODES = ("dataset", "detector")
 MAX_FAILED_FRACTION = 0.05
@@ -438,14 +440,6 @@ def _assemble(out: Path, chunks, read_result, settings) -> dict:
     }
 
 
-def subjects_in_two_splits(samples) -> dict[str, list[str]]:
-    """Subjects that appear in more than one split -> their splits (sorted)."""
-    splits: dict[str, set[str]] = {}
-    for sample in samples:
-        splits.setdefault(sample.subject, set()).add(sample.split)
-    return {subject: sorted(v) for subject, v in sorted(splits.items()) if len(v) > 1}
-
-
 def _check_failures(out: Path, counts: dict, n_samples: int, limit: float) -> None:
     """Stop before store.json when too many samples failed (reader skips are not counted:
     listed-but-absent files are the reader's, reported in the summary)."""
@@ -490,9 +484,7 @@ def _print_summary(out: Path, counts: dict) -> None:
         print("  reader: " + ", ".join(f"{k} {v}" for k, v in reader.items()))
     overlap = counts["subjects_in_two_splits"]
     if overlap:
-        shown = ", ".join(f"{s} ({'+'.join(v)})" for s, v in list(overlap.items())[:10])
-        more = f" and {len(overlap) - 10} more" if len(overlap) > 10 else ""
-        print(f"  subjects in two splits: {len(overlap)}: {shown}{more}")
+        print(f"  subjects in two splits: {len(overlap)}: {describe_overlap(overlap)}")
 
 
 # ---------------------------------------------------------------- command line

@@ -61,3 +61,18 @@ def split_counts(samples: Iterable[Sample]) -> dict[str, int]:
     for split, members in subjects.items():
         counts[f"{split}_subjects"] = len(members)
     return counts
+
+
+def subjects_in_two_splits(samples: Iterable[Sample]) -> dict[str, list[str]]:
+    """Subjects that appear in more than one split -> their splits (sorted)."""
+    splits: dict[str, set[str]] = {}
+    for sample in samples:
+        splits.setdefault(sample.subject, set()).add(sample.split)
+    return {subject: sorted(v) for subject, v in sorted(splits.items()) if len(v) > 1}
+
+
+def describe_overlap(overlap: dict[str, list[str]], shown: int = 10) -> str:
+    """'s1 (test+train), s2 (train+val) and 3 more': the first subjects of an overlap."""
+    first = ", ".join(f"{s} ({'+'.join(v)})" for s, v in list(overlap.items())[:shown])
+    more = f" and {len(overlap) - shown} more" if len(overlap) > shown else ""
+    return first + more
