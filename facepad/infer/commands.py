@@ -169,7 +169,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[tuple[str, Path | int, Path |
 
 
 def _video_suffixes() -> set[str]:
-    from facepad.infer.video import VIDEO_SUFFIXES
+    from facepad.data.videos import VIDEO_SUFFIXES
 
     return VIDEO_SUFFIXES
 

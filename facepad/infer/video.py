@@ -15,7 +15,6 @@ import numpy as np
 from facepad.infer.predictor import FacePrediction
 
 RULES = ("mean", "majority")
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 
 
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
