@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from facepad.data.faces import largest_face
 from facepad.infer.backend import Backend, PredictorError
 
 __all__ = ["Backend", "FacePrediction", "Predictor", "PredictorError"]
@@ -77,8 +78,10 @@ class FaceChoice:
             for d in detections
             if d.score >= self.min_detector_score and min(d.box[2], d.box[3]) >= min_side
         ]
-        kept.sort(key=lambda d: -d.box[2] * d.box[3])
-        return kept[:1] if self.largest_only else kept
+        if self.largest_only:  # the same rule prepare crops by
+            largest = largest_face(kept)
+            return [] if largest is None else [largest]
+        return sorted(kept, key=lambda d: -d.box[2] * d.box[3])
 
 
 def _to_rgb(image: Any) -> np.ndarray:
