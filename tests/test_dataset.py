@@ -161,3 +161,30 @@ def test_simulated_attacks_are_extra_spoofs_with_zero_depth(store):
     plain = StoreDataset(store, "train", input_size=32, depth_size=8, augment=True)
     assert len(plain) == 4
     assert len(StoreDataset(store, "val", input_size=32, depth_size=8, augment=False)) == 2
+
+
+@pytest.mark.parametrize("value", [0, 128, 255])
+def test_sensor_noise_has_its_sigma_and_saturates_instead_of_wrapping(value):
+    from facepad.data.augment import _add_noise
+
+    image = np.full((200, 200, 3), value, np.uint8)  # wider than the noise tile: it is tiled
+    noisy = np.stack([_add_noise(image, np.random.default_rng(s)) for s in range(20)])
+    assert noisy.shape == (20, 200, 200, 3) and noisy.dtype == np.uint8
+    delta = noisy.astype(float) - value
+    if value == 128:  # sigma drawn in [2, 8] per image; integer scaling neither biases nor clips
+        assert abs(delta.mean()) < 0.05
+        assert all(1.8 < d.std() < 8.2 for d in delta)
+    else:  # int16 arithmetic: 255 + noise saturates at 255, 0 - noise at 0, never wraps
+        assert np.abs(delta).max() <= 40 and np.abs(delta).mean() > 0.5
+
+
+def test_plane_wave_matches_the_per_pixel_formula():
+    from facepad.data.media import plane_wave
+
+    h, w, angle, period = 37, 53, 0.7, 4.3
+    yy, xx = np.mgrid[0:h, 0:w]
+    phase = (xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period
+    cos, sin = plane_wave(h, w, angle, period)
+    assert cos.shape == sin.shape == (h, w) and cos.dtype == np.float32
+    np.testing.assert_allclose(cos, np.cos(phase), atol=1e-5)
+    np.testing.assert_allclose(sin, np.sin(phase), atol=1e-5)
