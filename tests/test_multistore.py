@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import pickle
 from collections import Counter
@@ -160,6 +161,11 @@ def test_train_on_two_stores_then_report_by_dataset(two_stores, tmp_path):
     )  # fmt: skip
     best = train(config)
     assert best.is_file()
+    with open(best.parent / "val_by_dataset.csv") as f:  # val A: 1 live + 1 spoof; B: 3 spoofs
+        by_dataset = {r["dataset"]: r for r in csv.DictReader(f)}
+    assert sorted(by_dataset) == ["A", "B"] and by_dataset["A"]["epoch"] == "1"
+    assert (by_dataset["A"]["n_live"], by_dataset["A"]["n_attack"]) == ("1", "1")
+    assert (by_dataset["B"]["n_live"], by_dataset["B"]["n_attack"]) == ("0", "3")
     test_all = write_split_file(tmp_path / "b_all.csv", {i: "test" for i in range(9)})
     view = MultiStore([f"A={a}", {"path": str(b), "name": "B", "splits": str(test_all)}])
     result = evaluate_checkpoint(best, view, "test", out_dir=tmp_path / "eval", figures=False)

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from facepad.config import Config, config_to_dict, save_config
-from facepad.metrics import OneClassError, eer, error_rates, roc_auc
+from facepad.metrics import OneClassError, eer, error_rates, roc_auc, summary
 from facepad.models.checkpoint import (
     build_checkpoint,
     load_checkpoint,
@@ -161,7 +161,7 @@ def validate(
     """
     info = info or fdist.DistInfo()
     model.eval()
-    scores, live, loss_sum, seen = [], [], 0.0, 0
+    scores, live, indices, loss_sum, seen = [], [], [], 0.0, 0
     for batch in loader:
         batch = _to_device(batch, device, config.train.channels_last)
         with autocast(device, config.train.amp):
@@ -171,11 +171,41 @@ def validate(
         seen += n
         scores.append(score_outputs(model, outputs).float().cpu().numpy())
         live.append(batch["live"].cpu().numpy() > 0.5)
+        if "idx" in batch:
+            indices.append(batch["idx"].cpu().numpy())
     model.train()
     loss_sum, seen = fdist.all_reduce_sum([loss_sum, seen], info)
     s = fdist.all_gather_array(np.concatenate(scores or [np.zeros(0, np.float32)]), info)
     y = fdist.all_gather_array(np.concatenate(live or [np.zeros(0, bool)]), info)
-    return {"val_loss": loss_sum / max(1, seen), **val_metrics(s, y)}
+    result = {"val_loss": loss_sum / max(1, seen), **val_metrics(s, y)}
+    names = _dataset_names(loader, np.concatenate(indices) if indices else None)
+    if names is not None:
+        names = fdist.all_gather_array(names, info)
+        result["by_dataset"] = val_by_dataset(s, y, names, result["threshold"])
+    return result
+
+
+def _dataset_names(loader: DataLoader, idx: np.ndarray | None) -> np.ndarray | None:
+    """Each val sample's dataset name when the store merges several (`data.stores`), else None."""
+    base = getattr(loader.dataset, "dataset", loader.dataset)  # through this rank's Subset
+    index = getattr(getattr(base, "store", None), "index", None)
+    if idx is None or not index or "dataset" not in index[0]:
+        return None
+    return np.array([index[int(i)]["dataset"] for i in idx], dtype=object)
+
+
+def val_by_dataset(
+    scores: np.ndarray, is_live: np.ndarray, names: np.ndarray, threshold: float | None
+) -> dict[str, dict]:
+    """Each dataset's val AUC and error rates at the one shared threshold: pooled validation can
+    look fine while one dataset fails. Empty unless the split spans several datasets."""
+    if threshold is None or len(set(names)) < 2:
+        return {}
+    out = {}
+    for name in sorted(set(names)):
+        m = summary(scores[names == name], is_live[names == name], threshold)
+        out[str(name)] = {k: m[k] for k in ("n_live", "n_attack", "apcer", "bpcer", "hter", "auc")}
+    return out
 
 
 def val_metrics(scores: np.ndarray, is_live: np.ndarray) -> dict:
@@ -225,20 +255,37 @@ def _rewrite_metrics(path: Path, up_to_epoch: int) -> None:
     if not path.is_file():
         return
     with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= up_to_epoch]
+        reader = csv.DictReader(f)
+        rows = [r for r in reader if int(r["epoch"]) <= up_to_epoch]
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=reader.fieldnames or METRIC_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
 
 
-def _append_metrics(path: Path, row: dict) -> None:
+def _append_metrics(path: Path, row: dict, columns: list[str] = METRIC_COLUMNS) -> None:
     new = not path.is_file()
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         if new:
             writer.writeheader()
         writer.writerow(row)
+
+
+BY_DATASET_COLUMNS = ["epoch", "dataset", "n_live", "n_attack", "apcer", "bpcer", "hter", "auc"]
+
+
+def _record_by_dataset(run: Run, epoch: int, by_dataset: dict[str, dict]) -> None:
+    """val_by_dataset.csv, TensorBoard and a log line: every dataset's validation, every epoch."""
+    for name, m in by_dataset.items():
+        _append_metrics(run.by_dataset_path, {"epoch": epoch, "dataset": name, **m},
+                        BY_DATASET_COLUMNS)  # fmt: skip
+        if run.writer is not None:
+            for key in ("hter", "auc"):
+                run.writer.add_scalar(f"val_by_dataset/{name}_{key}", m[key], epoch)
+    print("  val by dataset: " + "; ".join(
+        f"{name} HTER {100 * m['hter']:.2f}%, AUC {m['auc']:.4f}" for name, m in by_dataset.items()
+    ))  # fmt: skip
 
 
 def _open_tensorboard(run_dir: Path):
@@ -308,6 +355,10 @@ class Run:
     @property
     def metrics_path(self) -> Path:
         return self.run_dir / "metrics.csv"
+
+    @property
+    def by_dataset_path(self) -> Path:
+        return self.run_dir / "val_by_dataset.csv"
 
 
 def train(
@@ -455,6 +506,7 @@ def _resume(run: Run) -> None:
     run.epoch, run.step, run.best = ckpt["epoch"], ckpt["step"], dict(ckpt["best_metric"])
     if run.info.is_main:
         _rewrite_metrics(run.metrics_path, run.epoch)
+        _rewrite_metrics(run.by_dataset_path, run.epoch)
         print(f"resuming {run.run_dir} after epoch {run.epoch} (step {run.step})")
 
 
@@ -612,6 +664,8 @@ def _record_epoch(run: Run, epoch: int, stats: dict, val: dict) -> bool:
         f"AUC {val['val_auc']:.4f}, {row['train_samples_per_s']:.1f} samples/s"
         + (" *best*" if improved else "")
     )
+    if val.get("by_dataset"):
+        _record_by_dataset(run, epoch, val["by_dataset"])
     patience = run.config.train.early_stop_patience
     if patience > 0 and run.best["stale"] >= patience:
         print(f"early stop: no better val {select} for {patience} epochs")
