@@ -178,19 +178,22 @@ def validate(
     s = fdist.all_gather_array(np.concatenate(scores or [np.zeros(0, np.float32)]), info)
     y = fdist.all_gather_array(np.concatenate(live or [np.zeros(0, bool)]), info)
     result = {"val_loss": loss_sum / max(1, seen), **val_metrics(s, y)}
-    names = _dataset_names(loader, np.concatenate(indices) if indices else None)
-    if names is not None:
+    names = _dataset_names(loader, indices)
+    if names is not None:  # the same on every rank (the store decides), so all ranks gather
         names = fdist.all_gather_array(names, info)
         result["by_dataset"] = val_by_dataset(s, y, names, result["threshold"])
     return result
 
 
-def _dataset_names(loader: DataLoader, idx: np.ndarray | None) -> np.ndarray | None:
-    """Each val sample's dataset name when the store merges several (`data.stores`), else None."""
+def _dataset_names(loader: DataLoader, indices: list[np.ndarray]) -> np.ndarray | None:
+    """Each val sample's dataset name when the store merges several (`data.stores`), else None.
+    A rank with no val batches gets an empty array, not None: the gather that follows is
+    collective."""
     base = getattr(loader.dataset, "dataset", loader.dataset)  # through this rank's Subset
     index = getattr(getattr(base, "store", None), "index", None)
-    if idx is None or not index or "dataset" not in index[0]:
+    if not index or "dataset" not in index[0]:
         return None
+    idx = np.concatenate(indices) if indices else np.zeros(0, np.int64)
     return np.array([index[int(i)]["dataset"] for i in idx], dtype=object)
 
 
