@@ -194,7 +194,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         source,
         args.out,
         config_set=args.config_set,
-        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        models=model_names(args.models),
         force=args.force,
         store_dir=args.store,
         overrides=args.overrides,
@@ -203,6 +203,11 @@ def _reproduce(args: argparse.Namespace) -> int:
     )
     print(f"reproduce finished in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def model_names(text: str) -> list[str]:
+    """`--models "binary_cnn, fusion"` -> ["binary_cnn", "fusion"] (empty items dropped)."""
+    return [m.strip() for m in text.split(",") if m.strip()]
 
 
 def parse_named(items: list[str]) -> dict[str, str]:
@@ -223,7 +228,7 @@ def parse_named(items: list[str]) -> dict[str, str]:
 def _benchmark(args: argparse.Namespace) -> int:
     from facepad.experiments.benchmark import DEFAULT_RECIPES, MODELS, Settings, benchmark
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = model_names(args.models)
     recipes = dict(DEFAULT_RECIPES)
     for item in args.recipe:
         model, sep, recipe = item.partition("=")
