@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from facepad.models import create_model, list_models, model_from_checkpoint, score_outputs
 from facepad.models.checkpoint import CHECKPOINT_FORMAT_VERSION
-from facepad.models.layers import CDConv2d, fold_cdc
+from facepad.models.layers import CDConv2d, Normalize, fold_cdc
 from facepad.models.losses import ContrastiveDepthLoss, PadLoss
 
 SMALL = {
@@ -98,6 +98,46 @@ def test_input_must_be_rgb():
 def test_normalisation_lives_in_the_state_dict():
     keys = small("binary_cnn").state_dict().keys()
     assert "normalize.mean" in keys and "normalize.std" in keys
+
+
+def test_image_norm_ignores_brightness_contrast_and_colour_cast():
+    """Per-image normalisation: a camera's gain, offset or white balance changes nothing."""
+    norm = Normalize("image")
+    x = torch.rand(2, 3, 32, 32) * 0.5 + 0.2
+    gain = torch.tensor([1.3, 0.9, 1.1]).view(1, 3, 1, 1)
+    shifted = x * gain + torch.tensor([0.05, -0.1, 0.02]).view(1, 3, 1, 1)
+    assert torch.allclose(norm(x), norm(shifted), atol=1e-2)  # 1e-3 floor on the std
+    assert not torch.allclose(Normalize()(x), Normalize()(shifted), atol=1e-2)
+
+
+def test_image_gray_norm_drops_colour():
+    x = torch.rand(1, 3, 16, 16)
+    out = Normalize("image_gray")(x)
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
+    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    assert torch.allclose(out[:, 0], (luma - luma.mean()) / (luma.std() + 1e-3), atol=1e-5)
+
+
+def test_low_pass_removes_detail_finer_than_its_cell():
+    """A one-pixel checkerboard (finest detail a sharp camera gives) averages to flat grey."""
+    board = (torch.arange(16).view(1, 16) + torch.arange(16).view(16, 1)) % 2
+    x = board.float().expand(1, 3, 16, 16)
+    assert torch.allclose(Normalize(low_pass=2)(x), Normalize()(torch.full_like(x, 0.5)))
+    assert Normalize(low_pass=2)(x).shape == x.shape
+
+
+@pytest.mark.parametrize("name", ["binary_cnn", "depth_unet", "fusion"])
+def test_input_norm_is_a_model_kwarg_kept_in_the_checkpoint(name, tmp_path):
+    model = small(name, input_norm="image_gray", low_pass=2).eval()
+    torch.save(make_ckpt(model, name), tmp_path / "m.pt")
+    loaded, _ = model_from_checkpoint(tmp_path / "m.pt")
+    assert loaded.normalize.mode == "image_gray" and loaded.normalize.low_pass == 2
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        for key, value in model(x).items():
+            torch.testing.assert_close(value, loaded(x)[key])
+    with pytest.raises(ValueError, match="input_norm must be one of"):
+        create_model(name, widths=[8, 16], input_norm="hsv")
 
 
 def test_fusion_score_uses_binary_weight():

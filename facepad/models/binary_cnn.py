@@ -20,12 +20,20 @@ class BinaryCNN(nn.Module):
         widths: tuple[int, ...] = (32, 64, 128, 256),
         convs_per_block: int = 1,
         dropout: float = 0.2,
+        input_norm: str = "imagenet",
+        low_pass: int = 1,
     ):
         super().__init__()
         if not widths:
             raise ValueError("binary_cnn needs at least one block width")
-        self.kwargs = dict(widths=list(widths), convs_per_block=convs_per_block, dropout=dropout)
-        self.normalize = Normalize()
+        self.kwargs = dict(
+            widths=list(widths),
+            convs_per_block=convs_per_block,
+            dropout=dropout,
+            input_norm=input_norm,
+            low_pass=low_pass,
+        )
+        self.normalize = Normalize(input_norm, low_pass)
         blocks, in_ch = [], 3
         for width in widths:
             layers = [conv_bn_relu(in_ch, width)]

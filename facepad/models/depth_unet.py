@@ -104,10 +104,18 @@ class DepthUNet(nn.Module):
         widths: tuple[int, ...] = (32, 64, 128, 256, 256),
         map_stride: int = 8,
         theta: float = 0.0,
+        input_norm: str = "imagenet",
+        low_pass: int = 1,
     ):
         super().__init__()
-        self.kwargs = dict(widths=list(widths), map_stride=map_stride, theta=theta)
-        self.normalize = Normalize()
+        self.kwargs = dict(
+            widths=list(widths),
+            map_stride=map_stride,
+            theta=theta,
+            input_norm=input_norm,
+            low_pass=low_pass,
+        )
+        self.normalize = Normalize(input_norm, low_pass)
         self.encoder = UNetEncoder(tuple(widths), theta=theta)
         self.decoder = DepthDecoder(tuple(widths), map_stride)
         init_weights(self)

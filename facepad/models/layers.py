@@ -10,18 +10,44 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class Normalize(nn.Module):
-    """ImageNet-style normalisation kept as buffers, so export and serving need no preprocessing."""
+INPUT_NORMS = ("imagenet", "image", "image_gray")
+LUMA = (0.299, 0.587, 0.114)
 
-    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+
+class Normalize(nn.Module):
+    """Input normalisation kept inside the model, so export and serving need no preprocessing.
+
+    mode "imagenet": fixed ImageNet mean and std. "image": each image's own channel mean and std,
+    which removes brightness, contrast and colour cast, the cues that differ most between cameras
+    and lights. "image_gray": the same on luma (copied to 3 channels), which also drops saturation.
+    low_pass > 1 averages the input over low_pass x low_pass cells and scales it back up, so faces
+    filmed at different resolutions reach the first conv at the same sharpness.
+    """
+
+    def __init__(self, mode: str = "imagenet", low_pass: int = 1):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        if mode not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {mode!r}")
+        if low_pass < 1:
+            raise ValueError(f"low_pass must be >= 1, got {low_pass}")
+        self.mode, self.low_pass = mode, int(low_pass)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected RGB images (B, 3, H, W) in [0, 1], got {tuple(x.shape)}")
-        return (x - self.mean) / self.std
+        if self.low_pass > 1:
+            size = x.shape[-2:]
+            x = F.interpolate(F.avg_pool2d(x, self.low_pass), size=size, mode="bilinear")
+        if self.mode == "imagenet":
+            return (x - self.mean) / self.std
+        if self.mode == "image_gray":
+            x = (x * self.luma).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = x.std(dim=(2, 3), keepdim=True)
+        return (x - mean) / (std + 1e-3)
 
 
 class CDConv2d(nn.Conv2d):
