@@ -30,6 +30,8 @@ class DataConfig:
     augment: bool = True  # geometry and colour jitter on the train split
     rotate: float = 0.0  # max crop rotation, degrees (with augment)
     capture_aug: float = 0.0  # probability scale of camera-side steps: gamma, blur, noise, JPEG...
+    exposure_aug: float = 0.0  # probability of a strong exposure change: gain, gamma, saturation
+    sharpen_aug: float = 0.0  # probability of an unsharp mask: a sharper camera than the data's
     simulated_attacks: float = 0.0  # extra simulated print/replay spoofs, per live train crop
     train_split: str = "train"
     val_split: str = "val"
