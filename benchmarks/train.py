@@ -111,7 +111,13 @@ def time_infer(model, data, steps: int, channels_last: bool, bf16: bool) -> floa
 AUGMENTS = {
     "off": None,
     "basic": {},
-    "full": {"rotate": 10.0, "capture": 0.8, "exposure": 0.8, "sharpen": 0.5, "simulated_attacks": 0.5},
+    "full": {
+        "rotate": 10.0,
+        "capture": 0.8,
+        "exposure": 0.8,
+        "sharpen": 0.5,
+        "simulated_attacks": 0.5,
+    },
 }
 
 
