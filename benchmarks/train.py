@@ -13,8 +13,7 @@ the machine slow them down, so quote them with the load in mind.
 With --store, it times the whole training step instead (read from the store, augment, collate,
 forward, backward, AdamW) for each augmentation setting, interleaved run by run so that load on
 the machine hits all settings alike: `basic` (geometry and colour jitter), `full` (the
-generalisation recipe: + rotation, exposure, sharpening, capture-side steps, simulated attacks),
-`off`:
+generalisation recipe: + rotation, exposure, capture-side steps, simulated attacks), `off`:
 
     .venv/bin/python benchmarks/train.py --store stores/replay --sizes 128 \
         --kwargs '{widths: [16, 32, 64, 128]}' --augment off basic full
@@ -115,7 +114,6 @@ AUGMENTS = {
         "rotate": 10.0,
         "capture": 0.8,
         "exposure": 0.8,
-        "sharpen": 0.5,
         "simulated_attacks": 0.5,
     },
 }

@@ -168,28 +168,6 @@ def test_exposure_aug_spans_darker_and_brighter_faces_and_is_off_by_default():
     assert training_augment(DataConfig()).exposure == 0.0
 
 
-def test_sharpen_aug_raises_fine_detail_and_is_off_by_default():
-    import cv2
-
-    soft = cv2.GaussianBlur(
-        np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 2.0
-    )
-    depth = np.zeros((16, 16), np.float32)
-
-    def detail(aug, seed):
-        image = augment_pair(soft, depth, 64, 16, aug, seed)[0]
-        return cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
-
-    plain = Augment(area=(1.0, 1.0), flip=0.0, **NO_JITTER)
-    sharp = Augment(area=(1.0, 1.0), flip=0.0, sharpen=1.0, **NO_JITTER)
-    assert all(detail(sharp, s) > 1.5 * detail(plain, s) for s in range(5))
-    from facepad.config import DataConfig
-    from facepad.data.augment import training_augment
-
-    assert training_augment(DataConfig(sharpen_aug=0.5)).sharpen == 0.5
-    assert training_augment(DataConfig()).sharpen == 0.0
-
-
 def test_simulated_attacks_are_extra_spoofs_with_zero_depth(store):
     aug = Augment(simulated_attacks=1.0)
     ds = StoreDataset(store, "train", input_size=32, depth_size=8, augment=aug)

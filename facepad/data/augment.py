@@ -33,7 +33,6 @@ class Augment:
     rotate: float = 0.0  # max |angle| in degrees, drawn with probability 0.5
     capture: float = 0.0  # probability scale of the capture-side steps; 0 = off
     exposure: float = 0.0  # probability of a strong exposure change (another camera's AE)
-    sharpen: float = 0.0  # probability of an unsharp mask (a sharper camera or lens)
     simulated_attacks: float = 0.0  # extra simulated spoofs, as a fraction of live crops
 
 
@@ -45,7 +44,6 @@ def training_augment(data_config) -> Augment | None:
         rotate=float(data_config.rotate),
         capture=float(data_config.capture_aug),
         exposure=float(data_config.exposure_aug),
-        sharpen=float(data_config.sharpen_aug),
         simulated_attacks=float(data_config.simulated_attacks),
     )
 
@@ -115,8 +113,6 @@ def augment_pair(
                            borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
     if aug.exposure > 0 and rng.random() < aug.exposure:
         image = _exposure(image, rng)
-    if aug.sharpen > 0 and rng.random() < aug.sharpen:
-        image = _sharpen(image, rng)
     image = _colour(image, aug, rng)
     if aug.capture > 0:
         image = capture_steps(image, rng, aug.capture)
@@ -137,16 +133,6 @@ def _exposure(image: np.ndarray, rng) -> np.ndarray:
     s = rng.uniform(0.4, 1.3)
     grey = cv2.transform(image, np.array([[0.299, 0.587, 0.114]]))
     return cv2.addWeighted(image, s, cv2.merge([grey, grey, grey]), 1 - s, 0)
-
-
-def _sharpen(image: np.ndarray, rng) -> np.ndarray:
-    """Unsharp mask, amount 0.5-2 at sigma 0.8-1.6: low-resolution webcams make soft faces, so a
-    model trained on them alone takes a sharp live face for a print."""
-    import cv2
-
-    amount = rng.uniform(0.5, 2.0)
-    soft = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.8, 1.6))
-    return cv2.addWeighted(image, 1 + amount, soft, -amount, 0)
 
 
 def _colour(image: np.ndarray, aug: Augment, rng) -> np.ndarray:
