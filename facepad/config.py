@@ -31,7 +31,6 @@ class DataConfig:
     rotate: float = 0.0  # max crop rotation, degrees (with augment)
     capture_aug: float = 0.0  # probability scale of camera-side steps: gamma, blur, noise, JPEG...
     exposure_aug: float = 0.0  # probability of a strong exposure change: gain, gamma, saturation
-    sharpen_aug: float = 0.0  # probability of an unsharp mask: a sharper camera than the data's
     simulated_attacks: float = 0.0  # extra simulated print/replay spoofs, per live train crop
     train_split: str = "train"
     val_split: str = "val"
@@ -41,11 +40,13 @@ class DataConfig:
 class ModelConfig:
     """Which model to build. One recipe serves every model: `kwargs` go to each model's
     constructor, and `per_model[name]["kwargs"]` are added for that model only (a binary CNN
-    has no CDC `theta`). An argument a constructor does not take is an error, never dropped."""
+    has no CDC `theta`). An argument a constructor does not take is an error, never dropped.
+    `per_model[name]["data"]` sets `data.*` keys for that model (load_config applies it; a
+    command-line `data.*` override still wins)."""
 
     name: str = "depth_unet"
     kwargs: dict[str, Any] = field(default_factory=dict)  # every model's constructor gets these
-    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name: {kwargs: {...}}}
+    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name: {kwargs, data}}
 
     def constructor_kwargs(self) -> dict[str, Any]:
         """The kwargs the named model is built with: shared kwargs, then its own section."""
@@ -102,7 +103,7 @@ CHOICES = {
 }
 
 
-PER_MODEL_KEYS = ("kwargs",)
+PER_MODEL_KEYS = ("kwargs", "data")
 RECIPES_DIR = Path(__file__).resolve().parent / "configs"  # the recipes shipped in the package
 
 
@@ -203,8 +204,10 @@ def _validate_per_model(per_model: dict) -> None:
                 f"unknown config key {where}.{unknown[0]}; valid keys under {where}: "
                 f"{', '.join(PER_MODEL_KEYS)}"
             )
-        if not isinstance(section.get("kwargs", {}), dict):
-            raise ConfigError(f"{where}.kwargs must be a mapping, got {section['kwargs']!r}")
+        for key in PER_MODEL_KEYS:
+            if not isinstance(section.get(key, {}), dict):
+                raise ConfigError(f"{where}.{key} must be a mapping, got {section[key]!r}")
+        _merge(DataConfig(), section.get("data", {}), "data.", where)  # unknown keys fail here
 
 
 def validate(config: Config) -> None:
@@ -229,7 +232,8 @@ def validate(config: Config) -> None:
 
 def load_config(recipe: str | Path | None = None, overrides: list[str] | tuple = ()) -> Config:
     """Defaults, then the YAML recipe (a path or a packaged recipe's name), then the dotted
-    overrides, in order."""
+    overrides, in order; then the named model's `per_model` data settings, under any `data.*`
+    override given here."""
     config = Config()
     if recipe is not None:
         path = recipe_path(recipe)
@@ -241,6 +245,13 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | tuple =
     for override in overrides:
         _apply_override(config, override)
     validate(config)
+    own_data = (config.model.per_model.get(config.model.name) or {}).get("data") or {}
+    if own_data:
+        _merge(config.data, own_data, "data.", f"model.per_model.{config.model.name}.data")
+        for override in overrides:
+            if override.strip().startswith("data."):
+                _apply_override(config, override)
+        validate(config)
     return config
 
 

@@ -100,6 +100,16 @@ def test_per_model_sections_follow_the_model_name():
     assert other.model.constructor_kwargs()["theta"] == 0.7
 
 
+def test_per_model_data_settings_apply_to_that_model_under_command_line_overrides():
+    section = "model.per_model.depth_unet.data.exposure_aug=0.8"
+    assert load_config(None, ["model.name=depth_unet", section]).data.exposure_aug == 0.8
+    assert load_config(None, ["model.name=binary_cnn", section]).data.exposure_aug == 0.0
+    given = ["model.name=depth_unet", section, "data.exposure_aug=0.1"]
+    assert load_config(None, given).data.exposure_aug == 0.1  # the command line wins
+    with pytest.raises(ConfigError, match="unknown config key 'data.exposure'"):
+        load_config(None, ["model.per_model.depth_unet.data.exposure=0.8"])
+
+
 @pytest.mark.parametrize(
     ("overrides", "error"),
     [

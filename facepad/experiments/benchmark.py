@@ -254,8 +254,7 @@ def run_config(recipe: Path, overrides: Sequence[str], model: str, stores: list[
     """The run's Config: the recipe, the overrides, then the benchmark's own data and folder."""
     from facepad.config import load_config, validate
 
-    config = load_config(recipe, list(overrides))
-    config.model.name = model
+    config = load_config(recipe, [*overrides, f"model.name={model}"])
     config.data.store = ""
     config.data.stores = stores
     config.data.train_split, config.data.val_split = "train", "val"
