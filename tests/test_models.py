@@ -118,20 +118,12 @@ def test_image_gray_norm_drops_colour():
     assert torch.allclose(out[:, 0], (luma - luma.mean()) / (luma.std() + 1e-3), atol=1e-5)
 
 
-def test_low_pass_removes_detail_finer_than_its_cell():
-    """A one-pixel checkerboard (finest detail a sharp camera gives) averages to flat grey."""
-    board = (torch.arange(16).view(1, 16) + torch.arange(16).view(16, 1)) % 2
-    x = board.float().expand(1, 3, 16, 16)
-    assert torch.allclose(Normalize(low_pass=2)(x), Normalize()(torch.full_like(x, 0.5)))
-    assert Normalize(low_pass=2)(x).shape == x.shape
-
-
 @pytest.mark.parametrize("name", ["binary_cnn", "depth_unet", "fusion"])
 def test_input_norm_is_a_model_kwarg_kept_in_the_checkpoint(name, tmp_path):
-    model = small(name, input_norm="image_gray", low_pass=2).eval()
+    model = small(name, input_norm="image_gray").eval()
     torch.save(make_ckpt(model, name), tmp_path / "m.pt")
     loaded, _ = model_from_checkpoint(tmp_path / "m.pt")
-    assert loaded.normalize.mode == "image_gray" and loaded.normalize.low_pass == 2
+    assert loaded.normalize.mode == "image_gray"
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         for key, value in model(x).items():

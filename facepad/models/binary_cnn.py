@@ -21,7 +21,6 @@ class BinaryCNN(nn.Module):
         convs_per_block: int = 1,
         dropout: float = 0.2,
         input_norm: str = "imagenet",
-        low_pass: int = 1,
     ):
         super().__init__()
         if not widths:
@@ -31,9 +30,8 @@ class BinaryCNN(nn.Module):
             convs_per_block=convs_per_block,
             dropout=dropout,
             input_norm=input_norm,
-            low_pass=low_pass,
         )
-        self.normalize = Normalize(input_norm, low_pass)
+        self.normalize = Normalize(input_norm)
         blocks, in_ch = [], 3
         for width in widths:
             layers = [conv_bn_relu(in_ch, width)]

@@ -105,7 +105,6 @@ class DepthUNet(nn.Module):
         map_stride: int = 8,
         theta: float = 0.0,
         input_norm: str = "imagenet",
-        low_pass: int = 1,
     ):
         super().__init__()
         self.kwargs = dict(
@@ -113,9 +112,8 @@ class DepthUNet(nn.Module):
             map_stride=map_stride,
             theta=theta,
             input_norm=input_norm,
-            low_pass=low_pass,
         )
-        self.normalize = Normalize(input_norm, low_pass)
+        self.normalize = Normalize(input_norm)
         self.encoder = UNetEncoder(tuple(widths), theta=theta)
         self.decoder = DepthDecoder(tuple(widths), map_stride)
         init_weights(self)

@@ -25,7 +25,6 @@ class FusionNet(nn.Module):
         binary_weight: float = 0.5,
         dropout: float = 0.2,
         input_norm: str = "imagenet",
-        low_pass: int = 1,
     ):
         super().__init__()
         if not 0.0 <= binary_weight <= 1.0:
@@ -37,10 +36,9 @@ class FusionNet(nn.Module):
             binary_weight=binary_weight,
             dropout=dropout,
             input_norm=input_norm,
-            low_pass=low_pass,
         )
         self.binary_weight = float(binary_weight)
-        self.normalize = Normalize(input_norm, low_pass)
+        self.normalize = Normalize(input_norm)
         self.encoder = UNetEncoder(tuple(widths), theta=theta)
         self.decoder = DepthDecoder(tuple(widths), map_stride)
         self.head = nn.Sequential(

@@ -20,17 +20,13 @@ class Normalize(nn.Module):
     mode "imagenet": fixed ImageNet mean and std. "image": each image's own channel mean and std,
     which removes brightness, contrast and colour cast, the cues that differ most between cameras
     and lights. "image_gray": the same on luma (copied to 3 channels), which also drops saturation.
-    low_pass > 1 averages the input over low_pass x low_pass cells and scales it back up, so faces
-    filmed at different resolutions reach the first conv at the same sharpness.
     """
 
-    def __init__(self, mode: str = "imagenet", low_pass: int = 1):
+    def __init__(self, mode: str = "imagenet"):
         super().__init__()
         if mode not in INPUT_NORMS:
             raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {mode!r}")
-        if low_pass < 1:
-            raise ValueError(f"low_pass must be >= 1, got {low_pass}")
-        self.mode, self.low_pass = mode, int(low_pass)
+        self.mode = mode
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
@@ -38,9 +34,6 @@ class Normalize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected RGB images (B, 3, H, W) in [0, 1], got {tuple(x.shape)}")
-        if self.low_pass > 1:
-            size = x.shape[-2:]
-            x = F.interpolate(F.avg_pool2d(x, self.low_pass), size=size, mode="bilinear")
         if self.mode == "imagenet":
             return (x - self.mean) / self.std
         if self.mode == "image_gray":
