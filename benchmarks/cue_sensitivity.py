@@ -84,7 +84,7 @@ def main() -> None:
     args = p.parse_args()
     model, ckpt = model_from_checkpoint(args.checkpoint)
     scored = ScoredModel(model).eval()
-    input_size = int(ckpt["config"]["data"]["input_size"])
+    input_size = int(ckpt["preprocess"]["input_size"])
     store = PreparedStore(args.store)
     idx = store.indices(args.split)
     live = np.asarray(store.columns(args.split)["label"]) == "live"
