@@ -12,8 +12,9 @@ the machine slow them down, so quote them with the load in mind.
 
 With --store, it times the whole training step instead (read from the store, augment, collate,
 forward, backward, AdamW) for each augmentation setting, interleaved run by run so that load on
-the machine hits all settings alike: `basic` (geometry and colour jitter), `full` (the
-generalisation recipe: + rotation, exposure, capture-side steps, simulated attacks), `off`:
+the machine hits all settings alike: `basic` (geometry and colour jitter), `exposure` (+ exposure
+augmentation, as nuaa_cpu trains depth and fusion), `full` (+ rotation, exposure, capture-side
+steps, simulated attacks), `off`:
 
     .venv/bin/python benchmarks/train.py --store stores/replay --sizes 128 \
         --kwargs '{widths: [16, 32, 64, 128]}' --augment off basic full
@@ -110,6 +111,7 @@ def time_infer(model, data, steps: int, channels_last: bool, bf16: bool) -> floa
 AUGMENTS = {
     "off": None,
     "basic": {},
+    "exposure": {"exposure": 0.8},  # nuaa_cpu's depth_unet and fusion
     "full": {
         "rotate": 10.0,
         "capture": 0.8,
