@@ -111,38 +111,38 @@ def augment_pair(
         m_dep = (_rotation(angle, depth_size) @ np.vstack([m_dep, [0.0, 0.0, 1.0]]))[:2]
     depth = cv2.warpAffine(depth, m_dep, (depth_size, depth_size), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    saturation = 1.0
     if aug.exposure > 0 and rng.random() < aug.exposure:
-        image = _exposure(image, rng)
-    image = _colour(image, aug, rng)
+        image, saturation = _exposure(image, rng)
+    image = _colour(image, aug, rng, saturation)
     if aug.capture > 0:
         image = capture_steps(image, rng, aug.capture)
     return image, depth
 
 
-def _exposure(image: np.ndarray, rng) -> np.ndarray:
-    """Another camera's exposure of the same face: gain 0.6-1.6 and gamma 0.5-2, one LUT, then
-    saturation 0.4-1.3. A Replay-Attack model rejected half its own live faces once brightened by
-    gamma 0.6: without this it learns a camera's exposure as liveness."""
+def _exposure(image: np.ndarray, rng) -> tuple[np.ndarray, float]:
+    """Another camera's exposure of the same face: gain 0.6-1.6 and gamma 0.5-2 as one LUT, and a
+    saturation factor 0.4-1.3 that _colour folds into its colour matrix (so it costs nothing).
+    A Replay-Attack model rejected half its own live faces once brightened by gamma 0.6: without
+    this it learns a camera's exposure as liveness."""
     import cv2
     import numpy as np
 
     gain = np.exp(rng.uniform(np.log(0.6), np.log(1.6)))
     gamma = np.exp(rng.uniform(np.log(0.5), np.log(2.0)))
     lut = np.clip(255 * gain * (np.arange(256) / 255) ** gamma + 0.5, 0, 255).astype(np.uint8)
-    image = cv2.LUT(image, lut)
-    s = rng.uniform(0.4, 1.3)
-    grey = cv2.transform(image, np.array([[0.299, 0.587, 0.114]]))
-    return cv2.addWeighted(image, s, cv2.merge([grey, grey, grey]), 1 - s, 0)
+    return cv2.LUT(image, lut), rng.uniform(0.4, 1.3)
 
 
-def _colour(image: np.ndarray, aug: Augment, rng) -> np.ndarray:
-    """Brightness, contrast, saturation (and per-channel white balance when capture is on)."""
+def _colour(image: np.ndarray, aug: Augment, rng, saturation: float = 1.0) -> np.ndarray:
+    """Brightness, contrast, saturation (times `saturation`) and per-channel white balance when
+    capture is on, as one colour matrix."""
     import cv2
     import numpy as np
 
     b = rng.uniform(1 - aug.brightness, 1 + aug.brightness)
     c = rng.uniform(1 - aug.contrast, 1 + aug.contrast)
-    s = rng.uniform(1 - aug.saturation, 1 + aug.saturation)
+    s = rng.uniform(1 - aug.saturation, 1 + aug.saturation) * saturation
     # Brightness, then contrast around the mean grey, then saturation towards each pixel's grey,
     # folded into one 3x4 colour matrix: out = s*c*b*I + (1-s)*c*b*grey(I) + (1-c)*b*mean_grey.
     weights = np.array([0.299, 0.587, 0.114])
