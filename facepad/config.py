@@ -245,7 +245,9 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | tuple =
     for override in overrides:
         _apply_override(config, override)
     validate(config)
-    own_data = (config.model.per_model.get(config.model.name) or {}).get("data") or {}
+    # Applied once: the resolved data.* keep the values and the section goes, so a saved
+    # config.yaml loads back unchanged (a data.* override is not undone on resume or rerun).
+    own_data = (config.model.per_model.get(config.model.name) or {}).pop("data", None) or {}
     if own_data:
         _merge(config.data, own_data, "data.", f"model.per_model.{config.model.name}.data")
         for override in overrides:

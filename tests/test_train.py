@@ -19,6 +19,7 @@ from facepad.config import (
     config_to_dict,
     list_recipes,
     load_config,
+    save_config,
 )
 from facepad.models import list_models, model_from_checkpoint, score_outputs
 from facepad.models.checkpoint import load_checkpoint
@@ -106,6 +107,16 @@ def test_per_model_data_settings_apply_to_that_model_under_command_line_override
     assert load_config(None, ["model.name=binary_cnn", section]).data.exposure_aug == 0.0
     given = ["model.name=depth_unet", section, "data.exposure_aug=0.1"]
     assert load_config(None, given).data.exposure_aug == 0.1  # the command line wins
+
+
+@pytest.mark.parametrize("exposure", ["0", "0.8"])
+def test_a_saved_config_with_per_model_data_loads_back_unchanged(exposure, tmp_path):
+    """Resume and benchmark reruns read config.yaml back: a data.* override must survive that."""
+    config = load_config("nuaa_cpu", ["model.name=depth_unet", f"data.exposure_aug={exposure}"])
+    save_config(config, tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again.data.exposure_aug == float(exposure)
+    assert config_to_dict(again) == config_to_dict(config)
     with pytest.raises(ConfigError, match="unknown config key 'data.exposure'"):
         load_config(None, ["model.per_model.depth_unet.data.exposure=0.8"])
 
