@@ -18,14 +18,14 @@ import cv2
 import numpy as np
 import torch
 
+from facepad.data.augment import exposure_lut
 from facepad.data.store import PreparedStore
 from facepad.metrics import roc_auc
 from facepad.models import ScoredModel, model_from_checkpoint
 
 
 def gamma(images: np.ndarray, g: float) -> np.ndarray:
-    lut = np.clip(255 * (np.arange(256) / 255) ** g + 0.5, 0, 255).astype(np.uint8)
-    return lut[images]
+    return exposure_lut(1.0, g)[images]
 
 
 def desaturate(images: np.ndarray, keep: float) -> np.ndarray:

@@ -120,6 +120,13 @@ def augment_pair(
     return image, depth
 
 
+def exposure_lut(gain: float, gamma: float) -> np.ndarray:
+    """The uint8 look-up table of out = 255 * gain * (in / 255) ** gamma, rounded and saturated."""
+    import numpy as np
+
+    return np.clip(255 * gain * (np.arange(256) / 255) ** gamma + 0.5, 0, 255).astype(np.uint8)
+
+
 def _exposure(image: np.ndarray, rng) -> tuple[np.ndarray, float]:
     """Another camera's exposure of the same face: gain 0.6-1.6 and gamma 0.5-2 as one LUT, and a
     saturation factor 0.4-1.3 that _colour folds into its colour matrix (so it costs nothing).
@@ -130,8 +137,7 @@ def _exposure(image: np.ndarray, rng) -> tuple[np.ndarray, float]:
 
     gain = np.exp(rng.uniform(np.log(0.6), np.log(1.6)))
     gamma = np.exp(rng.uniform(np.log(0.5), np.log(2.0)))
-    lut = np.clip(255 * gain * (np.arange(256) / 255) ** gamma + 0.5, 0, 255).astype(np.uint8)
-    return cv2.LUT(image, lut), rng.uniform(0.4, 1.3)
+    return cv2.LUT(image, exposure_lut(gain, gamma)), rng.uniform(0.4, 1.3)
 
 
 def _colour(image: np.ndarray, aug: Augment, rng, saturation: float = 1.0) -> np.ndarray:
@@ -196,8 +202,7 @@ def capture_steps(image: np.ndarray, rng, p: float) -> np.ndarray:
     n = image.shape[0]
     if rng.random() < p:  # gamma
         gamma = np.exp(rng.uniform(np.log(0.67), np.log(1.5)))
-        lut = np.clip(255 * (np.arange(256) / 255) ** gamma + 0.5, 0, 255).astype(np.uint8)
-        image = cv2.LUT(image, lut)
+        image = cv2.LUT(image, exposure_lut(1.0, gamma))
     if rng.random() < p / 2:  # out of focus or motion-softened
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.3))
     if rng.random() < p / 2:  # a lower-resolution sensor or a distant face
