@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from facepad.data.augment import exposure_lut
+from facepad.data.crop import resize_square
 from facepad.data.store import PreparedStore
 from facepad.metrics import roc_auc
 from facepad.models import ScoredModel, model_from_checkpoint
@@ -59,13 +60,7 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 def scores_of(scored: ScoredModel, images: np.ndarray, input_size: int) -> np.ndarray:
     """Scores of uint8 (N, S, S, 3) crops, resized to the model input as evaluation does."""
-    if images.shape[1] != input_size:
-        images = np.stack(
-            [
-                cv2.resize(im, (input_size, input_size), interpolation=cv2.INTER_AREA)
-                for im in images
-            ]
-        )
+    images = np.stack([resize_square(im, input_size) for im in images])
     out = []
     with torch.no_grad():
         for i in range(0, len(images), 128):
