@@ -31,6 +31,7 @@ class DataConfig:
     rotate: float = 0.0  # max crop rotation, degrees (with augment)
     capture_aug: float = 0.0  # probability scale of camera-side steps: gamma, blur, noise, JPEG...
     exposure_aug: float = 0.0  # probability of a strong exposure change: gain, gamma, saturation
+    sharpness_aug: float = 0.0  # probability of a focus change: Gaussian blur or unsharp mask
     simulated_attacks: float = 0.0  # extra simulated print/replay spoofs, per live train crop
     train_split: str = "train"
     val_split: str = "val"

@@ -168,6 +168,33 @@ def test_exposure_aug_spans_darker_and_brighter_faces_and_is_off_by_default():
     assert training_augment(DataConfig()).exposure == 0.0
 
 
+def test_sharpness_aug_blurs_and_sharpens_and_is_off_by_default():
+    """Focus changes go both ways (a model must not read either as liveness) and never move
+    the depth target."""
+    import cv2
+
+    face = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8),
+                            (0, 0), 1.5)  # fmt: skip
+    depth = np.random.default_rng(1).random((16, 16)).astype(np.float32)
+
+    def sharpness(aug, seed):
+        image, target = augment_pair(face, depth, 64, 16, aug, seed)
+        return cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var(), target
+
+    base, base_depth = sharpness(Augment(**NO_JITTER), 0)
+    runs = [sharpness(Augment(sharpness=1.0, **NO_JITTER), 0)] + [
+        sharpness(Augment(sharpness=1.0, **NO_JITTER), s) for s in range(1, 40)
+    ]
+    ratios = [r / base for r, _ in runs]
+    assert min(ratios) < 0.5 and max(ratios) > 2.0
+    np.testing.assert_array_equal(runs[0][1], base_depth)
+    from facepad.config import DataConfig
+    from facepad.data.augment import training_augment
+
+    assert training_augment(DataConfig(sharpness_aug=0.5)).sharpness == 0.5
+    assert training_augment(DataConfig()).sharpness == 0.0
+
+
 def test_simulated_attacks_are_extra_spoofs_with_zero_depth(store):
     aug = Augment(simulated_attacks=1.0)
     ds = StoreDataset(store, "train", input_size=32, depth_size=8, augment=aug)
