@@ -260,6 +260,66 @@ def bootstrap_ci(
     return out
 
 
+def paired_bootstrap(
+    is_live: ArrayLike,
+    subjects: ArrayLike,
+    a: tuple[ArrayLike, ArrayLike],
+    b: tuple[ArrayLike, ArrayLike],
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Is model b better than model a on the same samples, beyond what the subjects drawn allow?
+
+    `a` and `b` are (scores, accepted) of two models on the same samples, accepted being each
+    model's own decisions. Subjects are resampled with replacement and both models are scored on
+    each resample, so the noise common to both cancels. Returns, for "auc" and "hter", the values
+    of a and b, the difference b - a, its (alpha/2, 1 - alpha/2) percentile interval and
+    `p_b_better`, the share of resamples in which b is better (higher AUC, lower HTER).
+    """
+    live = np.asarray(is_live, dtype=bool).reshape(-1)
+    scores = [np.asarray(m[0], dtype=np.float64).reshape(-1) for m in (a, b)]
+    accepted = [np.asarray(m[1], dtype=bool).reshape(-1) for m in (a, b)]
+    subj = np.asarray(subjects).astype(str).reshape(-1)
+    if any(x.size != live.size for x in (*scores, *accepted, subj)):
+        raise ValueError("paired_bootstrap: every array must hold one entry per sample")
+    _need_both(live, "paired_bootstrap")
+    names, inverse = np.unique(subj, return_inverse=True)
+    members = [np.flatnonzero(inverse == k) for k in range(names.size)]
+
+    def both(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y = live[idx]
+        auc = [roc_auc(s[idx], y) for s in scores]
+        hter_ = [(np.mean(acc[idx][~y]) + np.mean(~acc[idx][y])) / 2 for acc in accepted]
+        return np.array(auc), np.array(hter_)
+
+    full_auc, full_hter = both(np.arange(live.size))
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        idx = np.concatenate([members[k] for k in rng.integers(0, names.size, names.size)])
+        if live[idx].all() or not live[idx].any():
+            continue
+        auc, hter_ = both(idx)
+        diffs.append((auc[1] - auc[0], hter_[1] - hter_[0]))
+    if not diffs:
+        raise ValueError("paired_bootstrap: no resample held both classes; too few subjects")
+    d = np.array(diffs)
+    lows, highs = np.percentile(d, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
+    better = (d[:, 0] > 0, d[:, 1] < 0)  # higher AUC, lower HTER
+    out = {}
+    for k, (name, full) in enumerate((("auc", full_auc), ("hter", full_hter))):
+        out[name] = {
+            "a": float(full[0]),
+            "b": float(full[1]),
+            "diff": float(full[1] - full[0]),
+            "low": float(lows[k]),
+            "high": float(highs[k]),
+            "p_b_better": float(np.mean(better[k])),
+        }
+    return out
+
+
 def _or_nan(fn, *args) -> float:
     try:
         return float(fn(*args))

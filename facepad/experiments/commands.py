@@ -1,4 +1,5 @@
-"""Command-line commands of facepad.experiments: `facepad evaluate`, `reproduce`, `benchmark`.
+"""Command-line commands of facepad.experiments: `facepad evaluate`, `compare`, `reproduce`,
+`benchmark`.
 
 `evaluate` lives here, above both facepad.evaluate and facepad.infer, because --end-to-end hands
 the evaluation the deployed pipeline (the Predictor).
@@ -52,6 +53,21 @@ def register(subparsers) -> None:
         "to acquire counted, beside the store's",
     )
     p.set_defaults(func=_evaluate)
+
+    c = subparsers.add_parser(
+        "compare",
+        help="is model b better than model a on the same samples? (paired subject bootstrap)",
+        description="Pair two scores.csv files written by `facepad evaluate` on the same split, "
+        "sample by sample, and resample subjects with replacement, scoring both models on each "
+        "resample. Prints AUC and HTER (each model at its own threshold) of both, b - a with its "
+        "95 %% interval, and whether the interval excludes zero.",
+        epilog="example: facepad compare runs/a/eval_val/scores.csv runs/b/eval_val/scores.csv",
+    )
+    c.add_argument("scores_a", help="scores.csv of the baseline (a)")
+    c.add_argument("scores_b", help="scores.csv of the candidate (b)")
+    c.add_argument("--n-boot", type=int, default=1000, help="subject resamples (default 1000)")
+    c.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    c.set_defaults(func=_compare)
 
     r = subparsers.add_parser(
         "reproduce",
@@ -174,6 +190,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     print((result.out_dir / "report.md").read_text())
     print(f"wrote {', '.join(str(p) for p in result.files.values())}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import json
+
+    from facepad.evaluate.compare import compare_markdown, compare_scores
+
+    result = compare_scores(args.scores_a, args.scores_b, n_boot=args.n_boot)
+    print(compare_markdown(result), end="")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 
