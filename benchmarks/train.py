@@ -13,8 +13,8 @@ the machine slow them down, so quote them with the load in mind.
 With --store, it times the whole training step instead (read from the store, augment, collate,
 forward, backward, AdamW) for each augmentation setting, interleaved run by run so that load on
 the machine hits all settings alike: `basic` (geometry and colour jitter), `exposure` (+ exposure
-augmentation, as nuaa_cpu trains depth and fusion), `full` (+ rotation, exposure, capture-side
-steps, simulated attacks), `off`:
+augmentation, as nuaa_cpu trains depth and fusion), `full` (+ rotation, exposure, sharpness,
+capture-side steps, simulated attacks), `off`:
 
     .venv/bin/python benchmarks/train.py --store stores/replay --sizes 128 \
         --kwargs '{widths: [16, 32, 64, 128]}' --augment off basic full
@@ -116,6 +116,7 @@ AUGMENTS = {
         "rotate": 10.0,
         "capture": 0.8,
         "exposure": 0.8,
+        "sharpness": 0.5,
         "simulated_attacks": 0.5,
     },
 }
