@@ -304,7 +304,7 @@ def paired_bootstrap(
         diffs.append((auc[1] - auc[0], hter_[1] - hter_[0]))
     if not diffs:
         raise ValueError("paired_bootstrap: no resample held both classes; too few subjects")
-    d = np.array(diffs)
+    d = np.round(np.array(diffs), 12)  # float noise (1e-16) must not read as a difference
     lows, highs = np.percentile(d, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
     better = (d[:, 0] > 0, d[:, 1] < 0)  # higher AUC, lower HTER
     out = {}

@@ -101,3 +101,24 @@ def test_compare_command_prints_the_table_and_writes_json(tmp_path, capsys):
     assert "| AUC |" in printed and "b better" in printed
     assert json.loads(out_json.read_text())["n_subjects"] == 20
     assert main(["compare", str(a), str(tmp_path / "missing.csv")]) == 2
+
+
+def test_equal_hters_reached_by_different_errors_differ_by_exactly_nothing():
+    """a: 1 of 10 attacks accepted, 2 of 10 lives rejected; b: 3 attacks accepted, no live
+    rejected. Both HTERs are 15 %, but 0.1 + 0.2 != 0.3 in floating point: that 3e-17 must not
+    read as b being better."""
+    is_live = np.tile([True] * 10 + [False] * 10, 4)
+    subjects = np.repeat(["s1", "s2", "s3", "s4"], 20)
+    one_subject_a = [False, False] + [True] * 8 + [True] + [False] * 9
+    one_subject_b = [True] * 10 + [True] * 3 + [False] * 7
+    scores = np.linspace(0, 1, is_live.size)
+    out = metrics.paired_bootstrap(
+        is_live,
+        subjects,
+        (scores, np.tile(one_subject_a, 4)),
+        (scores, np.tile(one_subject_b, 4)),
+        n_boot=50,
+    )
+    assert out["hter"]["a"] == pytest.approx(out["hter"]["b"])
+    assert out["hter"]["low"] == out["hter"]["high"] == 0.0
+    assert out["hter"]["p_b_better"] == 0.0
