@@ -89,6 +89,11 @@ def test_files_of_different_samples_are_refused_naming_both(tmp_path):
     b = write_scores_csv(rows[:-1], tmp_path / "b.csv")
     with pytest.raises(ValueError, match=r"a\.csv and .*b\.csv score different samples"):
         compare_scores(a, b)
+    relabelled = [dict(r) for r in rows]
+    relabelled[3]["label"] = "spoof" if rows[3]["label"] == "live" else "live"
+    c = write_scores_csv(relabelled, tmp_path / "c.csv")
+    with pytest.raises(ValueError, match=r"label 1 sample\(s\) differently, e.g. img/3.png"):
+        compare_scores(a, c)
 
 
 def test_compare_command_prints_the_table_and_writes_json(tmp_path, capsys):

@@ -36,7 +36,16 @@ def paired_rows(path_a: str | Path, path_b: str | Path) -> tuple[list[dict], lis
             f"{len(only_b)} only in the second, e.g. {sorted(only_a or only_b)[0]}); score the "
             "same split of the same store with both checkpoints (`facepad evaluate ... --split S`)"
         )
-    return rows_a, [by_key_b[k] for k in keys_a]
+    rows_b = [by_key_b[k] for k in keys_a]
+    relabelled = [
+        a["path"] for a, b in zip(rows_a, rows_b, strict=True) if a["label"] != b["label"]
+    ]
+    if relabelled:
+        raise ValueError(
+            f"{path_a} and {path_b} label {len(relabelled)} sample(s) differently, e.g. "
+            f"{relabelled[0]}; compare score files of the same store"
+        )
+    return rows_a, rows_b
 
 
 def compare_scores(path_a: str | Path, path_b: str | Path, n_boot: int = 1000) -> dict:
