@@ -16,13 +16,12 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
-import torch
 
 from facepad.data.augment import exposure_lut
 from facepad.data.crop import resize_square
 from facepad.data.store import PreparedStore
+from facepad.infer.torch_backend import TorchBackend
 from facepad.metrics import roc_auc
-from facepad.models import ScoredModel, model_from_checkpoint
 
 
 def gamma(images: np.ndarray, g: float) -> np.ndarray:
@@ -58,15 +57,14 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def scores_of(scored: ScoredModel, images: np.ndarray, input_size: int) -> np.ndarray:
+def scores_of(backend: TorchBackend, images: np.ndarray) -> np.ndarray:
     """Scores of uint8 (N, S, S, 3) crops, resized to the model input as evaluation does."""
-    images = np.stack([resize_square(im, input_size) for im in images])
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(images), 128):
-            batch = torch.from_numpy(images[i : i + 128]).permute(0, 3, 1, 2).float() / 255
-            out.append(scored(batch)[0])
-    return torch.cat(out).numpy()
+    images = np.stack([resize_square(im, backend.input_size) for im in images])
+    batches = [
+        np.ascontiguousarray(images[i : i + 128].transpose(0, 3, 1, 2), np.float32) / 255
+        for i in range(0, len(images), 128)
+    ]
+    return np.concatenate([backend.run(batch)[0] for batch in batches])
 
 
 def main() -> None:
@@ -77,21 +75,19 @@ def main() -> None:
     p.add_argument("--store", required=True, help="a prepared store of the training side's data")
     p.add_argument("--split", default="val")
     args = p.parse_args()
-    model, ckpt = model_from_checkpoint(args.checkpoint)
-    scored = ScoredModel(model).eval()
-    input_size = int(ckpt["preprocess"]["input_size"])
+    backend = TorchBackend(args.checkpoint)  # the checkpoint's model, input size and threshold
     store = PreparedStore(args.store)
     idx = store.indices(args.split)
     live = np.asarray(store.columns(args.split)["label"]) == "live"
     images = np.stack([store.read_crop(i) for i in idx])
-    threshold = ckpt["threshold"]
+    threshold = backend.threshold
     print(
         f"{args.checkpoint} on {args.store} {args.split}: {live.sum()} live, {(~live).sum()} spoof"
     )
     header = ("perturbation", "live median", "spoof median", "BPCER", "APCER", "AUC")
     print("{:22s} {:>11s} {:>12s} {:>6s} {:>6s} {:>7s}".format(*header))
     for name, perturb in PERTURBATIONS.items():
-        s = scores_of(scored, perturb(images), input_size)
+        s = scores_of(backend, perturb(images))
         bpcer, apcer = (s[live] < threshold).mean(), (s[~live] >= threshold).mean()
         print(
             f"{name:22s} {np.median(s[live]):11.3f} {np.median(s[~live]):12.3f} "
