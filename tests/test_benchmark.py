@@ -168,6 +168,41 @@ def test_orchestration_resume_and_refusals(stores, tmp_path):
     assert len(forced.trained) == 3
 
 
+def test_training_seeds_each_cell_and_mean_std_over_seeds(stores, tmp_path):
+    fake = FakeSteps()
+    settings = Settings(recipes=dict.fromkeys(bm.MODELS, recipe(tmp_path)), folds=2, n_boot=20,
+                        models=["depth_unet"], train_seeds=[3, 7])  # fmt: skip
+    out = tmp_path / "bench"
+    files = bm.benchmark(stores, "intra:B,kfold:C", out, settings, steps=fake.steps())
+    # B-carved + 2 folds of C = 3 runs, each trained with seed 3 and 7
+    assert sorted(c.train.seed for c in fake.trained) == [3, 3, 3, 7, 7, 7]
+    assert (out / "train/B-carved/seed7/depth_unet/best.pt").is_file()
+    assert (out / "eval/intra/B__B/seed3/depth_unet/scores.csv").is_file()
+    assert (out / "eval/kfold2/C__C/pooled/seed7/depth_unet/report.json").is_file()
+    with open(files["csv"], newline="") as f:
+        records = list(csv.DictReader(f))
+    intra = {r["seed"]: float(r["hter"]) for r in records if r["protocol"] == "intra"}
+    assert set(intra) == {"3", "7", "mean", "std"}
+    assert intra["mean"] == pytest.approx((intra["3"] + intra["7"]) / 2, abs=1e-3)
+    assert intra["std"] == pytest.approx(abs(intra["3"] - intra["7"]) / np.sqrt(2), abs=1e-3)
+    pooled = {r["seed"] for r in records if r["fold"] == "pooled"}
+    assert pooled == {"3", "7", "mean", "std"}
+    assert not [r for r in records if r["fold"] == "std" and r["seed"] in ("mean", "std")]
+    md = files["md"].read_text()
+    assert "once per seed (3, 7)" in md
+    intra_row = next(line for line in md.splitlines() if line.startswith("| B | B |"))
+    assert f"{intra['mean']:.2f} ± {intra['std']:.2f}" in intra_row
+
+    again = FakeSteps()
+    bm.benchmark(stores, "intra:B,kfold:C", out, settings, steps=again.steps())
+    assert again.trained == [] and again.evaluated == []
+    for bad, message in (({"train_seeds": [1, 1]}, "repeat"),
+                         ({"overrides": ["train.seed=2"]}, "keep one")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            bm.benchmark(stores, "intra:B", tmp_path / "x", Settings(**{**vars(settings), **bad}),
+                         steps=FakeSteps().steps())  # fmt: skip
+
+
 def test_cli_parses_stores_and_recipes(stores, tmp_path, monkeypatch):
     from facepad.cli import main
     from facepad.experiments import commands
@@ -182,6 +217,11 @@ def test_cli_parses_stores_and_recipes(stores, tmp_path, monkeypatch):
     assert named == {"A": str(stores["A"]), "B": str(stores["B"])}
     assert settings.recipes["binary_cnn"] == "nuaa_cpu" and settings.recipes["fusion"] == "demo_cpu"
     assert settings.models == ["binary_cnn", "fusion"] and settings.overrides == ["train.epochs=2"]
+    assert settings.train_seeds == ()
+    main(["benchmark", "--store", str(stores["B"]), "--out", str(tmp_path / "o"), "--seeds", "0,2"])
+    assert seen["args"][3].train_seeds == [0, 2]
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--store", str(stores["B"]), "--out", "o", "--seeds", "0,x"])
     with pytest.raises(ValueError, match="given twice"):
         commands.parse_named(["A=x", "A=y"])
 

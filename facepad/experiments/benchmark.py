@@ -13,9 +13,13 @@ Protocols (each cell: train, pick the threshold at the validation EER, apply it 
   by subject from the other folds, the rest trains. Reported per fold, as mean and std over folds,
   and pooled: all folds' test scores in one report, each score shifted by its fold's threshold.
 
+With several training seeds (`train_seeds`), every cell is trained and tested once per seed (same
+splits) and reported per seed and as mean and std over seeds: how far retraining alone moves it.
+
 Subsets of a store are given to training and evaluation as split files (`facepad.data.multistore`),
 so stores are never copied. Work goes under OUT: `splits/` (the split files), `train/<run>/<model>/`
-(run folders), `eval/<protocol>/<cell>/<model>/` (scores.csv, report.json/md, figures), then
+(run folders; `train/<run>/seed<S>/<model>/` per training seed), `eval/<protocol>/<cell>/<model>/`
+(scores.csv, report.json/md, figures; likewise `.../seed<S>/<model>/`), then
 `results.csv`, `results.md` and `heatmap.png`. A rerun reuses finished trainings and evaluations
 and resumes a killed training; a changed store, split or config is refused (use a new OUT or
 `force`). The train and evaluate steps are injectable (`Steps`) so the orchestration can be tested.
@@ -60,6 +64,7 @@ class Settings:
     cross_test: str = "all"
     device: str = "auto"
     n_boot: int = 1000
+    train_seeds: Sequence[int] = ()  # each cell trained once per seed; empty: the recipe's seed
 
 
 @dataclass
@@ -343,6 +348,7 @@ class Outcome:
     model: str
     rows: list[dict]
     report: dict
+    seed: int | None = None  # the training seed, when the benchmark runs several
 
 
 def benchmark(
@@ -361,6 +367,7 @@ def benchmark(
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
     if settings.cross_test not in CROSS_TEST:
         raise ValueError(f"cross_test {settings.cross_test!r}: choose all or test")
+    _check_seeds(settings)
     out = Path(out_dir)
     if force:
         for sub in ("splits", "train", "eval", "benchmark.json"):
@@ -391,21 +398,33 @@ def benchmark(
         train_views = [_write_view(v, opened[v.store], out / "splits") for v in cell.run.views]
         test_views = [_write_view(cell.test_view, opened[cell.test_view.store], out / "splits")]
         for model in settings.models:
-            started = time.perf_counter()
-            config = run_config(recipes[model], settings.overrides, model, train_views,
-                                out / "train" / cell.run.name)  # fmt: skip
-            checkpoint, marker = _trained(config, steps)
-            eval_dir = out / "eval" / cell.folder / model
-            rows, rep = _evaluated(
-                checkpoint, marker, test_views, eval_dir, model, settings, steps,
-                figures=cell.fold is None,
-            )  # fmt: skip
-            outcomes.append(Outcome(cell, model, rows, rep))
-            seconds[f"{cell.folder}/{model}"] = round(time.perf_counter() - started, 1)
+            for seed in settings.train_seeds or [None]:
+                started = time.perf_counter()
+                sub = "" if seed is None else f"seed{seed}/"
+                overrides = [*settings.overrides, *([] if seed is None else [f"train.seed={seed}"])]
+                config = run_config(recipes[model], overrides, model, train_views,
+                                    out / "train" / cell.run.name / sub)  # fmt: skip
+                checkpoint, marker = _trained(config, steps)
+                eval_dir = out / "eval" / cell.folder / sub / model
+                rows, rep = _evaluated(
+                    checkpoint, marker, test_views, eval_dir, model, settings, steps,
+                    figures=cell.fold is None,
+                )  # fmt: skip
+                outcomes.append(Outcome(cell, model, rows, rep, seed))
+                seconds[f"{cell.folder}/{sub}{model}"] = round(time.perf_counter() - started, 1)
     files = write_results(outcomes, out, settings)
     (out / "timings.json").write_text(json.dumps(seconds, indent=2) + "\n")
     print((out / "results.md").read_text())
     return files
+
+
+def _check_seeds(settings: Settings) -> None:
+    """Training seeds: distinct, and not also set by an override (which would win silently)."""
+    seeds = list(settings.train_seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"training seeds {seeds} repeat a seed; give each once")
+    if seeds and any(o.startswith("train.seed=") for o in settings.overrides):
+        raise ValueError("train.seed=... and --seeds both set the training seed; keep one")
 
 
 def _trained(config, steps: Steps) -> tuple[Path, Path]:

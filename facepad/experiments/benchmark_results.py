@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # annotations only: benchmark imports this module
 
 # Result columns (report keys), in percent in results.csv and results.md.
 METRICS = ("hter", "acer_iso", "apcer", "apcer_worst", "bpcer", "auc", "eer")
+FIGURES = (*METRICS, "hter_ci_low", "hter_ci_high")  # what figures_of returns
 
 
 def figures_of(rep: dict) -> dict[str, float]:
@@ -64,24 +65,27 @@ def pooled_report(outcomes: list[Outcome], model: str, settings: Settings) -> tu
 
 
 def write_results(outcomes: list[Outcome], out: Path, settings: Settings) -> dict[str, Path]:
-    """results.csv (one row per cell, model and fold, plus k-fold mean, std and pooled rows),
-    results.md (models side by side) and heatmap.png."""
+    """results.csv (one row per cell, model, fold and seed, plus k-fold mean, std and pooled rows
+    and, with several training seeds, mean and std over seeds), results.md (models side by side)
+    and heatmap.png."""
     records = [_record(o.cell.protocol, o.cell.train, o.cell.test, o.cell.fold, o.model,
-                       figures_of(o.report), o.report) for o in outcomes]  # fmt: skip
-    for (protocol, dataset), group in _kfold_groups(outcomes).items():
+                       figures_of(o.report), o.report, o.seed) for o in outcomes]  # fmt: skip
+    for (protocol, dataset, seed), group in _kfold_groups(outcomes).items():
         for model in settings.models:
             folds = [o for o in group if o.model == model]
             if not folds:
                 continue
             mean, std = fold_stats([figures_of(o.report) for o in folds])
-            records.append(_record(protocol, dataset, dataset, "mean", model, mean, None))
-            records.append(_record(protocol, dataset, dataset, "std", model, std, None))
+            records.append(_record(protocol, dataset, dataset, "mean", model, mean, None, seed))
+            records.append(_record(protocol, dataset, dataset, "std", model, std, None, seed))
             rows, rep = pooled_report(folds, model, settings)
-            pooled_dir = out / "eval" / protocol / f"{dataset}__{dataset}" / "pooled" / model
+            sub = "" if seed is None else f"seed{seed}"
+            pooled_dir = out / "eval" / protocol / f"{dataset}__{dataset}" / "pooled" / sub / model
             report.write_scores_csv(rows, pooled_dir / "scores.csv")
             report.write_report(rep, pooled_dir)
             records.append(_record(protocol, dataset, dataset, "pooled", model,
-                                   figures_of(rep), rep))  # fmt: skip
+                                   figures_of(rep), rep, seed))  # fmt: skip
+    records += seed_stats(records)
     files = {"csv": _write_csv(records, out / "results.csv")}
     files["md"] = out / "results.md"
     files["md"].write_text(results_markdown(records, settings))
@@ -93,20 +97,38 @@ def write_results(outcomes: list[Outcome], out: Path, settings: Settings) -> dic
     return files
 
 
-def _kfold_groups(outcomes: list[Outcome]) -> dict[tuple[str, str], list[Outcome]]:
-    groups: dict[tuple[str, str], list[Outcome]] = {}
+def _kfold_groups(outcomes: list[Outcome]) -> dict[tuple, list[Outcome]]:
+    """k-fold outcomes grouped by (protocol, dataset, training seed)."""
+    groups: dict[tuple, list[Outcome]] = {}
     for o in outcomes:
         if o.cell.fold is not None:
-            groups.setdefault((o.cell.protocol, o.cell.train), []).append(o)
+            groups.setdefault((o.cell.protocol, o.cell.train, o.seed), []).append(o)
     return groups
 
 
-def _record(protocol, train, test, fold, model, values: dict, rep: dict | None) -> dict:
+def seed_stats(records: list[dict]) -> list[dict]:
+    """Mean and std over training seeds of every row that was run with several seeds (k-fold
+    std rows left out: the spread over seeds of a spread over folds says little)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r["seed"] != "" and r["fold"] != "std":
+            key = (r["protocol"], r["train"], r["test"], r["fold"], r["model"])
+            groups.setdefault(key, []).append(r)
+    out = []
+    for (protocol, train, test, fold, model), group in groups.items():
+        mean, std = fold_stats([{k: r[k] for k in FIGURES} for r in group])
+        out.append(_record(protocol, train, test, fold, model, mean, None, "mean"))
+        out.append(_record(protocol, train, test, fold, model, std, None, "std"))
+    return out
+
+
+def _record(protocol, train, test, fold, model, values: dict, rep: dict | None, seed=None) -> dict:
     return {
         "protocol": protocol,
         "train": train,
         "test": test,
         "fold": "" if fold is None else fold,
+        "seed": "" if seed is None else seed,
         "model": model,
         "n_samples": rep["n_samples"] if rep else "",
         "n_subjects": rep["n_subjects"] if rep else "",
@@ -115,7 +137,7 @@ def _record(protocol, train, test, fold, model, values: dict, rep: dict | None) 
     }
 
 
-CSV_COLUMNS = ("protocol", "train", "test", "fold", "model", "n_samples", "n_subjects",
+CSV_COLUMNS = ("protocol", "train", "test", "fold", "seed", "model", "n_samples", "n_subjects",
                "threshold", *METRICS, "hter_ci_low", "hter_ci_high")  # fmt: skip
 
 
@@ -161,6 +183,12 @@ def results_markdown(records: list[dict], settings: Settings) -> str:
         "EER and applied unchanged to test. AUC is threshold-free. 95 % subject-bootstrap CIs of "
         "HTER are in results.csv.",
     ]
+    seeds = list(settings.train_seeds)
+    if seeds:
+        lines += ["", f"Each cell trained once per seed ({', '.join(map(str, seeds))}): mean ± std "
+                  "over seeds (k-fold rows: of each seed's figure); every seed's row is in "
+                  "results.csv."]  # fmt: skip
+    shown = "mean" if seeds else ""
     models = list(settings.models)
     figures = [f"{m} {k}" for m in models for k in ("HTER", "ACER", "AUC")]
     protocols = list(dict.fromkeys(r["protocol"] for r in records))
@@ -171,14 +199,19 @@ def results_markdown(records: list[dict], settings: Settings) -> str:
         lines += ["", f"## {protocol}", "", note.format(test=test_what) + ".", ""]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         keys = list(dict.fromkeys((r["train"], r["test"], r["fold"]) for r in records
-                                  if r["protocol"] == protocol))  # fmt: skip
+                                  if r["protocol"] == protocol and r["seed"] == shown))  # fmt: skip
         for train, test, fold in keys:
             if fold == "std":
                 continue
             cells = [train, test, *([_fold_label(fold)] if kfold else [])]
             for m in models:
-                rec = _find(records, protocol, train, test, fold, m)
-                std = _find(records, protocol, train, test, "std", m) if fold == "mean" else None
+                rec = _find(records, protocol, train, test, fold, m, shown)
+                if seeds:
+                    std = _find(records, protocol, train, test, fold, m, "std")
+                elif fold == "mean":
+                    std = _find(records, protocol, train, test, "std", m, "")
+                else:
+                    std = None
                 for k in ("hter", "acer_iso", "auc"):
                     cells.append(_cell(rec, std, k))
             lines.append("| " + " | ".join(cells) + " |")
@@ -189,10 +222,10 @@ def _fold_label(fold) -> str:
     return {"": "", "mean": "mean ± std", "pooled": "pooled"}.get(fold, str(fold))
 
 
-def _find(records, protocol, train, test, fold, model) -> dict | None:
+def _find(records, protocol, train, test, fold, model, seed) -> dict | None:
     for r in records:
-        if (r["protocol"], r["train"], r["test"], r["fold"], r["model"]) == (
-            protocol, train, test, fold, model,
+        if (r["protocol"], r["train"], r["test"], r["fold"], r["model"], r["seed"]) == (
+            protocol, train, test, fold, model, seed,
         ):  # fmt: skip
             return r
     return None
@@ -207,9 +240,13 @@ def _cell(rec: dict | None, std: dict | None, key: str) -> str:
 
 def heatmap_values(records: list[dict], models: Sequence[str]) -> dict:
     """{model: (row labels, column labels, HTER matrix in percent)}: rows train sets, columns
-    test sets; the diagonal is intra (else the k-fold pooled figure); lodo rows read 'not B'."""
+    test sets; the diagonal is intra (else the k-fold pooled figure); lodo rows read 'not B'.
+    With several training seeds, their mean."""
     cells: dict[tuple[str, str], dict[str, float]] = {}
+    several = any(r.get("seed") == "mean" for r in records)
     for r in records:
+        if r.get("seed", "") != ("mean" if several else ""):
+            continue
         protocol = r["protocol"]
         if protocol in ("intra", "cross") and r["fold"] == "":
             row = r["train"]

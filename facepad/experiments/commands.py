@@ -159,6 +159,14 @@ def register(subparsers) -> None:
     )
     b.add_argument("--val-fraction", type=float, default=0.2, help="share of subjects carved")
     b.add_argument("--seed", type=int, default=0, help="seed of carved validation and folds")
+    b.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=(),
+        metavar="S,S,...",
+        help="training seeds: train and test every cell once per seed (same splits) and report "
+        "mean ± std over seeds (default: the recipe's seed, once)",
+    )
     b.add_argument("--device", default="auto", help="evaluation device: auto, cpu or cuda")
     b.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
     b.add_argument("--force", action="store_true", help="redo every training and evaluation")
@@ -238,6 +246,14 @@ def model_names(text: str) -> list[str]:
     return [m.strip() for m in text.split(",") if m.strip()]
 
 
+def seed_list(text: str) -> list[int]:
+    """`--seeds 0,1,2` -> [0, 1, 2]."""
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give integer seeds, e.g. 0,1,2") from None
+
+
 def parse_named(items: list[str]) -> dict[str, str]:
     """`["nuaa=stores/nuaa", "stores/replay"]` -> {"nuaa": ..., "replay": ...} (folder name when
     no name is given)."""
@@ -273,6 +289,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         cross_test=args.cross_test,
         device=args.device,
         n_boot=args.n_boot,
+        train_seeds=args.seeds,
     )
     start = time.perf_counter()
     files = benchmark(parse_named(args.store), args.protocols, args.out, settings, args.force)
