@@ -260,6 +260,29 @@ def test_real_training_end_to_end(tmp_path):
     assert pooled["n_samples"] == "24"
 
 
+@pytest.mark.slow
+def test_real_trainings_differ_by_seed(tmp_path):
+    """Two real trainings of one cell with --seeds 0,1: different weights, so different scores."""
+    a = subject_store(tmp_path / "a", {f"a{i}": "train" if i < 4 else "val" for i in range(6)},
+                      name="set_a")  # fmt: skip
+    binary = tmp_path / "binary.yaml"
+    binary.write_text("model:\n  kwargs:\n    widths: [8, 16]\n")
+    settings = Settings(
+        models=["binary_cnn"], recipes={"binary_cnn": str(binary)}, train_seeds=[0, 1],
+        overrides=["data.input_size=32", "data.depth_size=8", "data.batch_size=8",
+                   "train.epochs=1", "train.threads=1", "train.device=cpu",
+                   "train.warmup_epochs=0"],
+        n_boot=20, device="cpu",
+    )  # fmt: skip
+    out = tmp_path / "out"
+    bm.benchmark({"a": a}, "intra:a", out, settings)
+    scores = [report.read_scores_csv(out / f"eval/intra/a__a/seed{s}/binary_cnn/scores.csv")
+              for s in (0, 1)]  # fmt: skip
+    assert [r["idx"] for r in scores[0]] == [r["idx"] for r in scores[1]]
+    gaps = [abs(float(x["score"]) - float(y["score"])) for x, y in zip(*scores, strict=True)]
+    assert max(gaps) > 1e-4
+
+
 def test_fold_stats_and_heatmap_layout():
     mean, std = benchmark_results.fold_stats([{"hter": 0.1}, {"hter": 0.3}, {"hter": float("nan")}])
     assert mean["hter"] == pytest.approx(0.2) and std["hter"] == pytest.approx(0.1414, abs=1e-4)
