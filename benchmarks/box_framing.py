@@ -18,6 +18,7 @@ mesh extent, for scale.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 from pathlib import Path
 
@@ -157,13 +158,13 @@ def nuaa(folder: Path, step: int, detector: FaceDetector, mesh: FaceMesh) -> Non
 
 
 def main() -> None:
-    shared = REPO.parent / "shared" / "data"
+    data = Path(os.environ.get("FACEPAD_DATA", REPO / "data"))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--celeba-spoof", type=Path, default=shared / "celeba-spoof-sample" / "CelebA_Spoof"
+        "--celeba-spoof", type=Path, default=data / "celeba-spoof-sample" / "CelebA_Spoof"
     )
     parser.add_argument("--protocol", default="intra_test")
-    parser.add_argument("--nuaa-dev", type=Path, default=shared / "nuaa-dev")
+    parser.add_argument("--nuaa-dev", type=Path, default=data / "nuaa-dev")
     parser.add_argument("--nuaa-step", type=int, default=20, help="use every Nth nuaa-dev frame")
     args = parser.parse_args()
     with FaceDetector() as detector, FaceMesh() as mesh:

@@ -114,7 +114,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs (median reported)")
     parser.add_argument("--keep", type=Path, help="write the label set here and keep it")
     parser.add_argument("--with-txt", action="store_true", help="also write the TXT lists")
-    sample = Path(__file__).resolve().parents[2] / "shared/data/celeba-spoof-sample/CelebA_Spoof"
+    data = Path(os.environ.get("FACEPAD_DATA", Path(__file__).resolve().parents[1] / "data"))
+    sample = data / "celeba-spoof-sample" / "CelebA_Spoof"
     parser.add_argument("--sample", type=Path, default=sample, help="a real CelebA-Spoof root")
     args = parser.parse_args()
     if (args.sample / "metas").is_dir():

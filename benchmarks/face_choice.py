@@ -13,13 +13,14 @@ The subject's face is taken to be the detection with the highest detector score:
 other detection is smaller in score (check with --sheet, which draws every multi-detection frame:
 green = subject, red = the others, yellow box = the face the choice decides on).
 
-    .venv/bin/python benchmarks/face_choice.py [--data ../shared/data/nuaa-dev] [--sheet f.png]
+    .venv/bin/python benchmarks/face_choice.py [--data data/nuaa-dev] [--sheet f.png]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,8 @@ from facepad.data.faces import FaceDetector
 from facepad.data.images import load_image
 from facepad.infer.predictor import FaceChoice
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nuaa-dev"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(os.environ.get("FACEPAD_DATA", REPO / "data")) / "nuaa-dev"
 
 
 def count(frames: list[dict], choice: FaceChoice) -> dict[str, int]:

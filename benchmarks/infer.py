@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-NUAA_DEV = Path(os.environ.get("FACEPAD_NUAA_DEV", REPO.parent / "shared" / "data" / "nuaa-dev"))
+DATA = Path(os.environ.get("FACEPAD_DATA", REPO / "data"))  # nuaa-dev/, replay-attack-dev/, ...
+NUAA_DEV = DATA / "nuaa-dev"
 # The CPU recipe's models (facepad/configs/nuaa_cpu.yaml widths): input 128 with map_stride 4 gives
 # a 32x32 depth map. CDC (theta) folds into plain convs for inference, so it costs nothing here.
 # `--paper-widths` times the default (256x256-sized) widths instead.

@@ -124,7 +124,7 @@ def bench_read(store_dir: Path, workers: int, input_size: int, repeats: int, bat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_nuaa = REPO.parent / "shared" / "data" / "nuaa-dev"
+    default_nuaa = Path(os.environ.get("FACEPAD_DATA", REPO / "data")) / "nuaa-dev"
     parser.add_argument("--nuaa-dev", type=Path, default=default_nuaa)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)

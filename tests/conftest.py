@@ -10,14 +10,15 @@ import pytest
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-NUAA_DEV = Path(
-    os.environ.get("FACEPAD_NUAA_DEV", REPO_ROOT.parent / "shared" / "data" / "nuaa-dev")
-)
+# The development datasets (nuaa-dev/, celeba-spoof-sample/, ...): data/ in the checkout, or
+# $FACEPAD_DATA. Tests that need them skip where they are absent.
+DEV_DATA = Path(os.environ.get("FACEPAD_DATA", REPO_ROOT / "data"))
+NUAA_DEV = DEV_DATA / "nuaa-dev"
 
 
 @pytest.fixture(scope="session")
 def nuaa_dev() -> Path:
-    """The real nuaa-dev set beside the checkout; tests that need it skip where it is absent."""
+    """The real nuaa-dev set; tests that need it skip where it is absent."""
     if not (NUAA_DEV / "manifest.csv").is_file():
-        pytest.skip(f"nuaa-dev not found at {NUAA_DEV} (set FACEPAD_NUAA_DEV)")
+        pytest.skip(f"nuaa-dev not found at {NUAA_DEV} (set FACEPAD_DATA)")
     return NUAA_DEV

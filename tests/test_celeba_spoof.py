@@ -296,9 +296,9 @@ def test_wrong_root_with_lists_but_no_images(tmp_path):
 
 @pytest.fixture(scope="module")
 def celeba_sample():
-    from conftest import REPO_ROOT
+    from conftest import DEV_DATA
 
-    root = REPO_ROOT.parent / "shared" / "data" / "celeba-spoof-sample" / "CelebA_Spoof"
+    root = DEV_DATA / "celeba-spoof-sample" / "CelebA_Spoof"
     if not (root / "metas" / "intra_test" / "test_label.txt").is_file():
         pytest.skip(f"celeba-spoof-sample not found at {root}")
     return root
