@@ -400,22 +400,32 @@ def benchmark(
         for model in settings.models:
             for seed in settings.train_seeds or [None]:
                 started = time.perf_counter()
-                sub = "" if seed is None else f"seed{seed}/"
-                overrides = [*settings.overrides, *([] if seed is None else [f"train.seed={seed}"])]
-                config = run_config(recipes[model], overrides, model, train_views,
-                                    out / "train" / cell.run.name / sub)  # fmt: skip
-                checkpoint, marker = _trained(config, steps)
-                eval_dir = out / "eval" / cell.folder / sub / model
-                rows, rep = _evaluated(
-                    checkpoint, marker, test_views, eval_dir, model, settings, steps,
-                    figures=cell.fold is None,
-                )  # fmt: skip
-                outcomes.append(Outcome(cell, model, rows, rep, seed))
-                seconds[f"{cell.folder}/{sub}{model}"] = round(time.perf_counter() - started, 1)
+                outcomes.append(_train_and_test(cell, model, seed, recipes[model], train_views,
+                                                test_views, out, settings, steps))  # fmt: skip
+                key = f"{cell.folder}/{_seed_folder(seed)}{model}"
+                seconds[key] = round(time.perf_counter() - started, 1)
     files = write_results(outcomes, out, settings)
     (out / "timings.json").write_text(json.dumps(seconds, indent=2) + "\n")
     print((out / "results.md").read_text())
     return files
+
+
+def _seed_folder(seed: int | None) -> str:
+    return "" if seed is None else f"seed{seed}/"
+
+
+def _train_and_test(
+    cell: Cell, model: str, seed: int | None, recipe: Path, train_views: list[dict],
+    test_views: list[dict], out: Path, settings: Settings, steps: Steps,
+) -> Outcome:  # fmt: skip
+    """One model of one cell, trained with one seed (None: the recipe's) or reused, then tested."""
+    sub = _seed_folder(seed)
+    overrides = [*settings.overrides, *([] if seed is None else [f"train.seed={seed}"])]
+    config = run_config(recipe, overrides, model, train_views, out / "train" / cell.run.name / sub)
+    checkpoint, marker = _trained(config, steps)
+    rows, rep = _evaluated(checkpoint, marker, test_views, out / "eval" / cell.folder / sub / model,
+                           model, settings, steps, figures=cell.fold is None)  # fmt: skip
+    return Outcome(cell, model, rows, rep, seed)
 
 
 def _check_seeds(settings: Settings) -> None:
