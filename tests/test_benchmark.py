@@ -192,6 +192,7 @@ def test_training_seeds_each_cell_and_mean_std_over_seeds(stores, tmp_path):
     assert "once per seed (3, 7)" in md
     intra_row = next(line for line in md.splitlines() if line.startswith("| B | B |"))
     assert f"{intra['mean']:.2f} ± {intra['std']:.2f}" in intra_row
+    assert "| C | C | mean over folds |" in md and "mean ± std |" not in md
 
     again = FakeSteps()
     bm.benchmark(stores, "intra:B,kfold:C", out, settings, steps=again.steps())

@@ -203,7 +203,7 @@ def results_markdown(records: list[dict], settings: Settings) -> str:
         for train, test, fold in keys:
             if fold == "std":
                 continue
-            cells = [train, test, *([_fold_label(fold)] if kfold else [])]
+            cells = [train, test, *([_fold_label(fold, bool(seeds))] if kfold else [])]
             for m in models:
                 rec = _find(records, protocol, train, test, fold, m, shown)
                 if seeds:
@@ -218,8 +218,10 @@ def results_markdown(records: list[dict], settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _fold_label(fold) -> str:
-    return {"": "", "mean": "mean ± std", "pooled": "pooled"}.get(fold, str(fold))
+def _fold_label(fold, over_seeds: bool) -> str:
+    """With several seeds every figure shows ± over seeds, so the fold-mean row is not ± folds."""
+    mean = "mean over folds" if over_seeds else "mean ± std"
+    return {"": "", "mean": mean, "pooled": "pooled"}.get(fold, str(fold))
 
 
 def _find(records, protocol, train, test, fold, model, seed) -> dict | None:
