@@ -42,7 +42,7 @@ from facepad.data.multistore import read_split_file, write_split_file
 from facepad.data.split import choose_subjects
 from facepad.data.store import PreparedStore
 from facepad.evaluate import report
-from facepad.experiments.benchmark_results import write_results
+from facepad.experiments.benchmark_results import seed_folder, write_results
 
 MODELS = ("binary_cnn", "depth_unet", "fusion")
 PROTOCOLS = ("intra", "cross", "lodo", "kfold")
@@ -402,7 +402,7 @@ def benchmark(
                 started = time.perf_counter()
                 outcomes.append(_train_and_test(cell, model, seed, recipes[model], train_views,
                                                 test_views, out, settings, steps))  # fmt: skip
-                key = f"{cell.folder}/{_seed_folder(seed)}{model}"
+                key = f"{cell.folder}/{seed_folder(seed)}{model}"
                 seconds[key] = round(time.perf_counter() - started, 1)
     files = write_results(outcomes, out, settings)
     (out / "timings.json").write_text(json.dumps(seconds, indent=2) + "\n")
@@ -410,16 +410,12 @@ def benchmark(
     return files
 
 
-def _seed_folder(seed: int | None) -> str:
-    return "" if seed is None else f"seed{seed}/"
-
-
 def _train_and_test(
     cell: Cell, model: str, seed: int | None, recipe: Path, train_views: list[dict],
     test_views: list[dict], out: Path, settings: Settings, steps: Steps,
 ) -> Outcome:  # fmt: skip
     """One model of one cell, trained with one seed (None: the recipe's) or reused, then tested."""
-    sub = _seed_folder(seed)
+    sub = seed_folder(seed)
     overrides = [*settings.overrides, *([] if seed is None else [f"train.seed={seed}"])]
     config = run_config(recipe, overrides, model, train_views, out / "train" / cell.run.name / sub)
     checkpoint, marker = _trained(config, steps)

@@ -24,6 +24,11 @@ METRICS = ("hter", "acer_iso", "apcer", "apcer_worst", "bpcer", "auc", "eer")
 FIGURES = (*METRICS, "hter_ci_low", "hter_ci_high")  # what figures_of returns
 
 
+def seed_folder(seed: int | None) -> str:
+    """The run and eval sub-folder of one training seed ("" when the benchmark runs one)."""
+    return "" if seed is None else f"seed{seed}/"
+
+
 def figures_of(rep: dict) -> dict[str, float]:
     """The table's figures (fractions) from a report; NaN where undefined."""
     o = rep["overall"]
@@ -79,8 +84,8 @@ def write_results(outcomes: list[Outcome], out: Path, settings: Settings) -> dic
             records.append(_record(protocol, dataset, dataset, "mean", model, mean, None, seed))
             records.append(_record(protocol, dataset, dataset, "std", model, std, None, seed))
             rows, rep = pooled_report(folds, model, settings)
-            sub = "" if seed is None else f"seed{seed}"
-            pooled_dir = out / "eval" / protocol / f"{dataset}__{dataset}" / "pooled" / sub / model
+            pooled = out / "eval" / protocol / f"{dataset}__{dataset}" / "pooled"
+            pooled_dir = pooled / seed_folder(seed) / model
             report.write_scores_csv(rows, pooled_dir / "scores.csv")
             report.write_report(rep, pooled_dir)
             records.append(_record(protocol, dataset, dataset, "pooled", model,
