@@ -18,17 +18,16 @@ mesh extent, for scale.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 from pathlib import Path
 
 import numpy as np
+from _devdata import DEV_DATA
 
 from facepad.data.crop import crop_matrix, crop_window, map_points
 from facepad.data.faces import FaceDetector, FaceMesh, largest_face
 from facepad.data.images import load_image
 
-REPO = Path(__file__).resolve().parents[1]
 CROP_SCALE = 1.3
 MESH_CROP = 256
 
@@ -158,13 +157,12 @@ def nuaa(folder: Path, step: int, detector: FaceDetector, mesh: FaceMesh) -> Non
 
 
 def main() -> None:
-    data = Path(os.environ.get("FACEPAD_DATA", REPO / "data"))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--celeba-spoof", type=Path, default=data / "celeba-spoof-sample" / "CelebA_Spoof"
+        "--celeba-spoof", type=Path, default=DEV_DATA / "celeba-spoof-sample" / "CelebA_Spoof"
     )
     parser.add_argument("--protocol", default="intra_test")
-    parser.add_argument("--nuaa-dev", type=Path, default=data / "nuaa-dev")
+    parser.add_argument("--nuaa-dev", type=Path, default=DEV_DATA / "nuaa-dev")
     parser.add_argument("--nuaa-step", type=int, default=20, help="use every Nth nuaa-dev frame")
     args = parser.parse_args()
     with FaceDetector() as detector, FaceMesh() as mesh:

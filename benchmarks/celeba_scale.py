@@ -29,6 +29,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from _devdata import DEV_DATA
+
 from facepad.data.celeba_spoof import read_celeba_spoof
 
 N_TRAIN, N_TEST = 494_405, 67_170
@@ -114,8 +116,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs (median reported)")
     parser.add_argument("--keep", type=Path, help="write the label set here and keep it")
     parser.add_argument("--with-txt", action="store_true", help="also write the TXT lists")
-    data = Path(os.environ.get("FACEPAD_DATA", Path(__file__).resolve().parents[1] / "data"))
-    sample = data / "celeba-spoof-sample" / "CelebA_Spoof"
+    sample = DEV_DATA / "celeba-spoof-sample" / "CelebA_Spoof"
     parser.add_argument("--sample", type=Path, default=sample, help="a real CelebA-Spoof root")
     args = parser.parse_args()
     if (args.sample / "metas").is_dir():

@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
+from _devdata import DEV_DATA
 
 from facepad.data.faces import FaceDetector
 from facepad.data.images import load_image
 from facepad.infer.predictor import FaceChoice
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("FACEPAD_DATA", REPO / "data")) / "nuaa-dev"
+DEFAULT_DATA = DEV_DATA / "nuaa-dev"
 
 
 def count(frames: list[dict], choice: FaceChoice) -> dict[str, int]:

@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _devdata import DEV_DATA
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FACEPAD_DATA", REPO / "data"))  # nuaa-dev/, replay-attack-dev/, ...
-NUAA_DEV = DATA / "nuaa-dev"
+NUAA_DEV = DEV_DATA / "nuaa-dev"
 # The CPU recipe's models (facepad/configs/nuaa_cpu.yaml widths): input 128 with map_stride 4 gives
 # a 32x32 depth map. CDC (theta) folds into plain convs for inference, so it costs nothing here.
 # `--paper-widths` times the default (256x256-sized) widths instead.

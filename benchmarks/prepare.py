@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _devdata import DEV_DATA
 
 
 def load() -> str:
@@ -124,8 +124,7 @@ def bench_read(store_dir: Path, workers: int, input_size: int, repeats: int, bat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_nuaa = Path(os.environ.get("FACEPAD_DATA", REPO / "data")) / "nuaa-dev"
-    parser.add_argument("--nuaa-dev", type=Path, default=default_nuaa)
+    parser.add_argument("--nuaa-dev", type=Path, default=DEV_DATA / "nuaa-dev")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--store", type=Path, help="reuse this prepared nuaa-dev store: read only")
