@@ -117,12 +117,14 @@ def test_empty_split_is_an_error(store):
         StoreDataset(store, "test", 32, 8)
 
 
-def test_rotation_keeps_depth_aligned():
+@pytest.mark.parametrize("scale", [8, 4])  # crop 256 px: resized, then rotated; 128 px: one warp
+def test_rotation_keeps_depth_aligned(scale):
     """As above with small rotations on: the rotated image still matches the rotated map."""
     depth = np.zeros((32, 32), np.float32)
     depth[6:20, 4:14] = 1.0
     depth[20:28, 18:30] = 0.5
-    crop = np.repeat(np.kron(depth, np.ones((8, 8)))[:, :, None] * 255, 3, axis=2).astype(np.uint8)
+    block = np.ones((scale, scale))
+    crop = np.repeat(np.kron(depth, block)[:, :, None] * 255, 3, axis=2).astype(np.uint8)
     aug = Augment(area=(0.7, 1.0), flip=0.5, rotate=15.0, **NO_JITTER)
     rotated = 0
     for seed in range(30):
@@ -220,8 +222,20 @@ def test_sensor_noise_has_its_sigma_and_saturates_instead_of_wrapping(value):
     if value == 128:  # sigma drawn in [2, 8] per image; integer scaling neither biases nor clips
         assert abs(delta.mean()) < 0.05
         assert all(1.8 < d.std() < 8.2 for d in delta)
-    else:  # int16 arithmetic: 255 + noise saturates at 255, 0 - noise at 0, never wraps
+    else:  # saturating arithmetic: 255 + noise stops at 255, 0 - noise at 0, never wraps
         assert np.abs(delta).max() <= 40 and np.abs(delta).mean() > 0.5
+
+
+def test_gaussian_blur_matches_opencvs_within_rounding():
+    import cv2
+
+    from facepad.data.augment import gaussian_blur
+
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for sigma in (0.4, 1.0, 1.5):
+        ours = gaussian_blur(image, sigma)
+        assert ours.dtype == np.uint8 and ours.shape == image.shape
+        assert np.abs(ours.astype(int) - cv2.GaussianBlur(image, (0, 0), sigma)).max() <= 1
 
 
 def test_plane_wave_matches_the_per_pixel_formula():
@@ -234,3 +248,44 @@ def test_plane_wave_matches_the_per_pixel_formula():
     assert cos.shape == sin.shape == (h, w) and cos.dtype == np.float32
     np.testing.assert_allclose(cos, np.cos(phase), atol=1e-5)
     np.testing.assert_allclose(sin, np.sin(phase), atol=1e-5)
+
+
+def test_screen_medium_gamma_table_matches_the_float_path():
+    from facepad.data.media import screen_medium
+
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    for seed in range(5):
+        table = screen_medium(image, np.random.default_rng(seed))
+        direct = screen_medium(image.astype(np.float32), np.random.default_rng(seed))
+        assert table.dtype == np.float32 and table.shape == image.shape
+        np.testing.assert_allclose(table, direct, atol=1e-2)
+
+
+def test_print_medium_colour_matrix_is_desaturate_levels_tint(monkeypatch):
+    """The one colour matrix equals the three steps it folds: towards the pixel's grey by the
+    kept saturation s, into the paper's black..white levels, times the ink's tint."""
+    from facepad.data import media
+
+    monkeypatch.setattr(media, "halftone", lambda img, rng: img)
+    monkeypatch.setattr(media, "paper_grain", lambda h, w, rng: np.zeros((h, w), np.float32))
+    image = np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    for seed in range(5):
+        out = media.print_medium(image, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        s, black, white = rng.uniform(0.4, 0.85), rng.uniform(15, 45), rng.uniform(215, 245)
+        tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.86, 0.97)])
+        f = image.astype(np.float64)
+        grey = f.mean(axis=2, keepdims=True)
+        expected = tint * (black + (grey + (f - grey) * s) * (white - black) / 255)
+        np.testing.assert_allclose(out, expected, atol=1e-3)
+
+
+def test_paper_grain_is_blurred_unit_noise_in_random_windows():
+    from facepad.data.media import paper_grain
+
+    grains = [paper_grain(48, 40, np.random.default_rng(s)) for s in range(3)]
+    assert grains[0].shape == (48, 40) and grains[0].dtype == np.float32
+    assert not np.array_equal(grains[0], grains[1])
+    assert 0.1 < np.std(grains) < 0.3  # unit noise blurred by sigma 1.5: std about 0.19
+    big = paper_grain(600, 520, np.random.default_rng(0))  # larger than the cached field
+    assert big.shape == (600, 520) and 0.1 < big.std() < 0.3

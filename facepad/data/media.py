@@ -15,18 +15,19 @@ if TYPE_CHECKING:  # numpy is imported inside functions: `facepad --help` stays 
 
 def plane_wave(h: int, w: int, angle: float, period: float) -> tuple[np.ndarray, np.ndarray]:
     """cos and sin of a plane wave (H, W) float32 along `angle` with `period` pixels, built from
-    1-D factors (cos(a + b) = cos a cos b - sin a sin b): a few outer products instead of a
-    trigonometric call per pixel, so simulated attacks stay cheap enough for on-the-fly use."""
+    1-D factors (cos(a + b) = cos a cos b - sin a sin b) as two (H, 2) @ (2, W) products instead
+    of a trigonometric call per pixel, so simulated attacks stay cheap enough for on-the-fly use."""
     import numpy as np
 
     k = 2 * np.pi / period
     ax = np.arange(w, dtype=np.float64) * k * np.cos(angle)
     ay = np.arange(h, dtype=np.float64) * k * np.sin(angle)
-    cx, sx = np.cos(ax).astype(np.float32), np.sin(ax).astype(np.float32)
-    cy, sy = np.cos(ay).astype(np.float32), np.sin(ay).astype(np.float32)
-    cos = np.outer(cy, cx) - np.outer(sy, sx)
-    sin = np.outer(sy, cx) + np.outer(cy, sx)
-    return cos, sin
+    along_x = np.empty((2, w), np.float32)
+    along_x[0], along_x[1] = np.cos(ax), np.sin(ax)
+    along_y = np.empty((h, 3), np.float32)  # columns cos, sin, -sin of ay
+    along_y[:, 0], along_y[:, 1] = np.cos(ay), np.sin(ay)
+    along_y[:, 2] = -along_y[:, 1]
+    return along_y[:, [0, 2]] @ along_x, along_y[:, [1, 0]] @ along_x
 
 
 def halftone(img: np.ndarray, rng) -> np.ndarray:
@@ -39,7 +40,34 @@ def halftone(img: np.ndarray, rng) -> np.ndarray:
     cos_v, _ = plane_wave(h, w, angle + np.pi / 2, period)
     dots = 0.5 + 0.25 * (cos_u + cos_v)  # (H, W) in [0, 1]
     amount = np.float32(rng.uniform(0.04, 0.25))
-    return img * (1 - amount * dots[:, :, None])
+    return times_map(img, 1 - amount * dots)
+
+
+def times_map(img: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """float32 (H, W, 3) image times an (H, W) map, per channel (cv2: 5x numpy's broadcast)."""
+    import cv2
+    import numpy as np
+
+    factor = factor.astype(np.float32, copy=False)
+    return cv2.multiply(img.astype(np.float32, copy=False), cv2.merge([factor] * 3))
+
+
+_GRAIN: dict[str, np.ndarray] = {}
+
+
+def paper_grain(h: int, w: int, rng) -> np.ndarray:
+    """(H, W) float32 paper grain: unit normal noise blurred by sigma 1.5, a random window of one
+    512 x 512 field made once per process (a tenth of drawing it afresh)."""
+    import cv2
+    import numpy as np
+
+    if h > 512 or w > 512:
+        return cv2.GaussianBlur(rng.standard_normal((h, w), np.float32), (0, 0), 1.5)
+    if "field" not in _GRAIN:
+        noise = np.random.default_rng(2024).standard_normal((512, 512), np.float32)
+        _GRAIN["field"] = cv2.GaussianBlur(noise, (0, 0), 1.5)
+    y, x = rng.integers(0, 512 - h + 1), rng.integers(0, 512 - w + 1)
+    return _GRAIN["field"][y : y + h, x : x + w]
 
 
 def print_medium(img: np.ndarray, rng) -> np.ndarray:
@@ -47,35 +75,44 @@ def print_medium(img: np.ndarray, rng) -> np.ndarray:
     import cv2
     import numpy as np
 
-    f = img.astype(np.float32)
-    grey = (f[:, :, 0:1] + f[:, :, 1:2] + f[:, :, 2:3]) / 3  # f.mean(axis=2): 10x slower
-    f = grey + (f - grey) * rng.uniform(0.4, 0.85)
+    s = rng.uniform(0.4, 0.85)  # saturation kept
     black, white = rng.uniform(15, 45), rng.uniform(215, 245)
-    f = black + f * (white - black) / 255
-    f = f * np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.86, 0.97)], np.float32)
+    tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.86, 0.97)])
+    # towards each pixel's grey (the channel mean), then the paper's levels and tint, as one
+    # 3 x 4 colour matrix: out_c = tint_c * (black + (white - black) / 255 * (s I + (1 - s) grey))
+    mix = s * np.eye(3) + (1 - s) / 3
+    matrix = np.hstack([mix * (white - black) / 255, np.full((3, 1), black)]) * tint[:, None]
+    f = cv2.transform(np.ascontiguousarray(img, dtype=np.float32), matrix.astype(np.float32))
     f = halftone(f, rng)
-    grain = cv2.GaussianBlur(rng.normal(0, 1, f.shape[:2]).astype(np.float32), (0, 0), 1.5)
-    return f + grain[:, :, None] * rng.uniform(2, 7)
+    grain = paper_grain(*f.shape[:2], rng) * np.float32(rng.uniform(2, 7))
+    return cv2.add(f, cv2.merge([grain] * 3))
 
 
 def screen_medium(img: np.ndarray, rng) -> np.ndarray:
     """Screen replay: gamma and blue cast, RGB sub-pixel stripes and a moire wave."""
+    import cv2
     import numpy as np
 
     h, w = img.shape[:2]
-    f = 255 * (img.astype(np.float32) / 255) ** rng.uniform(0.6, 1.0)
-    f = f * np.array([rng.uniform(0.85, 1.0), rng.uniform(0.92, 1.0), 1.0], np.float32)
+    gamma = rng.uniform(0.6, 1.0)
+    if img.dtype == np.uint8:  # the display's gamma as a look-up table
+        f = cv2.LUT(img, 255 * (np.arange(256, dtype=np.float32) / 255) ** np.float32(gamma))
+    else:
+        f = 255 * (img.astype(np.float32) / 255) ** gamma
+    tint = np.array([rng.uniform(0.85, 1.0), rng.uniform(0.92, 1.0), 1.0], np.float32)
     pitch = int(rng.integers(3, 5))
-    stripes = np.ones((1, w, 3), np.float32) * (1 - rng.uniform(0.05, 0.3))
+    stripes = np.full((w, 3), 1 - rng.uniform(0.05, 0.3), np.float32)
     for c in range(3):
-        stripes[0, c::pitch, c] = 1.0
-    rows = np.ones((h, 1, 1), np.float32)
+        stripes[c::pitch, c] = 1.0
+    rows = np.ones(h, np.float32)
     rows[::pitch] = 1 - rng.uniform(0.05, 0.25)  # dark gaps between pixel rows
-    f = f * stripes * rows
     angle, period = rng.uniform(0, np.pi), rng.uniform(5, 25)
     _, wave = plane_wave(h, w, angle, period)
-    f = f * (1 + np.float32(rng.uniform(0.02, 0.1)) * wave[:, :, None])
-    return f + rng.uniform(5, 25)  # a screen glows: black is never black
+    moire = 1 + np.float32(rng.uniform(0.02, 0.1)) * wave
+    # sub-pixels, pixel rows and tint are separable: one outer product makes the (H, W, 3) mask
+    mask = np.outer(rows, (stripes * tint).ravel()).reshape(h, w, 3)
+    f = cv2.multiply(np.ascontiguousarray(f, dtype=np.float32), mask)
+    return times_map(f, moire) + np.float32(rng.uniform(5, 25))  # a screen glows
 
 
 def add_border(f, mask, margin_x, margin_y, colour):
