@@ -126,9 +126,12 @@ def time_pipeline(model, store, size: int, depth: int, augment, args) -> tuple[f
     """(samples/s, item ms) of `steps` full training steps fed by the store's DataLoader."""
     from facepad.data.augment import Augment
     from facepad.data.dataset import StoreDataset
+    from facepad.data.multistore import BalancedDataset
 
     aug = None if augment is None else Augment(**augment)
     ds = StoreDataset(store, "train", size, depth, augment=aug)
+    if args.balance != "none":  # as the recipe draws its batches (simulated spoofs: one group)
+        ds = BalancedDataset(ds, args.balance)
     loader = torch.utils.data.DataLoader(
         ds, batch_size=args.batch, shuffle=True, num_workers=args.workers, drop_last=True
     )
@@ -158,7 +161,8 @@ def pipeline_main(args, extra: dict) -> None:
     store = PreparedStore(args.store)
     n_train = len(store.indices("train"))
     print(f"{store.root}: {n_train} train samples, batch {args.batch}, {args.workers} DataLoader "
-          f"workers, medians of {args.repeats} x {args.steps} steps")  # fmt: skip
+          f"workers, balance {args.balance}, medians of {args.repeats} x {args.steps} "
+          "steps")  # fmt: skip
     print(f"{'model':<11} {'size':>4} {'augment':<8} {'train/s':>8} {'item ms':>8} {'vs first':>8}")
     for name in args.models:
         for size in args.sizes:
@@ -194,6 +198,11 @@ def main() -> None:
     p.add_argument("--store", help="time the full training step fed from this prepared store")
     p.add_argument("--augment", nargs="+", default=["basic", "full"], choices=list(AUGMENTS))
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (--store)")
+    p.add_argument(
+        "--balance", default="class", choices=["none", "class", "dataset", "dataset_class"],
+        help="--store: batches drawn as data.balance draws them (nuaa_cpu: class; with simulated "
+        "attacks on, a third of the items are then simulated spoofs)",
+    )  # fmt: skip
     args = p.parse_args()
     import yaml
 
