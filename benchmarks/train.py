@@ -14,7 +14,12 @@ With --store, it times the whole training step instead (read from the store, aug
 forward, backward, AdamW) for each augmentation setting, interleaved run by run so that load on
 the machine hits all settings alike: `basic` (geometry and colour jitter), `exposure` (+ exposure
 augmentation, as nuaa_cpu trains depth and fusion), `full` (+ rotation, exposure, sharpness,
-capture-side steps, simulated attacks), `off`:
+capture-side steps, simulated attacks), `off`. Batches are balanced as the recipe's (--balance
+class: with simulated attacks on, a third of the items are then simulated spoofs). Columns:
+samples/s and its ratio to the first setting; per sample, the time spent waiting for the batch
+(load) and in the model's step; one item alone; and `load cost`, the same ratio computed from the
+load times and the median step of all settings (the step does not depend on augmentation), which
+is steadier than samples/s on a busy machine:
 
     .venv/bin/python benchmarks/train.py --store stores/replay --sizes 128 \
         --kwargs '{widths: [16, 32, 64, 128]}' --augment off basic full
@@ -122,8 +127,10 @@ AUGMENTS = {
 }
 
 
-def time_pipeline(model, store, size: int, depth: int, augment, args) -> tuple[float, float]:
-    """(samples/s, item ms) of `steps` full training steps fed by the store's DataLoader."""
+def time_pipeline(model, store, size: int, depth: int, augment, args) -> tuple[float, ...]:
+    """(samples/s, load ms, step ms, item ms) of `steps` training steps fed by the store's
+    DataLoader: load = waiting for the batch (read, decode, augment, collate), step = the model's
+    forward, backward and AdamW, both per sample; item = one dataset item alone."""
     from facepad.data.augment import Augment
     from facepad.data.dataset import StoreDataset
     from facepad.data.multistore import BalancedDataset
@@ -140,19 +147,23 @@ def time_pipeline(model, store, size: int, depth: int, augment, args) -> tuple[f
     model.train()
     batches = iter(loader)
     next(batches)  # warm-up: worker start, allocator
+    load = 0.0
     start = time.perf_counter()
     for _ in range(args.steps):
+        t0 = time.perf_counter()
         batch = next(batches)
+        load += time.perf_counter() - t0
         images = batch["image"].contiguous(memory_format=torch.channels_last)
         loss = loss_fn(model(images), batch)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    rate = args.steps * args.batch / (time.perf_counter() - start)
+    total, n = time.perf_counter() - start, args.steps * args.batch
     t0 = time.perf_counter()
     for k in range(64):
         ds[k % len(ds)]
-    return rate, (time.perf_counter() - t0) / 64 * 1000
+    item = (time.perf_counter() - t0) / 64 * 1000
+    return n / total, load / n * 1000, (total - load) / n * 1000, item
 
 
 def pipeline_main(args, extra: dict) -> None:
@@ -163,7 +174,8 @@ def pipeline_main(args, extra: dict) -> None:
     print(f"{store.root}: {n_train} train samples, batch {args.batch}, {args.workers} DataLoader "
           f"workers, balance {args.balance}, medians of {args.repeats} x {args.steps} "
           "steps")  # fmt: skip
-    print(f"{'model':<11} {'size':>4} {'augment':<8} {'train/s':>8} {'item ms':>8} {'vs first':>8}")
+    print(f"{'model':<11} {'size':>4} {'augment':<8} {'train/s':>8} {'vs first':>8} "
+          f"{'load ms':>8} {'step ms':>8} {'item ms':>8} {'load cost':>9}")  # fmt: skip
     for name in args.models:
         for size in args.sizes:
             model = seeded_model(name, size, args.depth_size, extra)
@@ -173,12 +185,21 @@ def pipeline_main(args, extra: dict) -> None:
                 for a in args.augment:
                     runs[a].append(time_pipeline(model, store, size, args.depth_size,
                                                  AUGMENTS[a], args))  # fmt: skip
-            first = statistics.median(r for r, _ in runs[args.augment[0]])
+            # per setting: medians of samples/s, load, step and item ms over the repeats
+            med = {a: [statistics.median(col) for col in zip(*runs[a], strict=True)]
+                   for a in args.augment}  # fmt: skip
+            first_rate, first_load, _, _ = med[args.augment[0]]
+            # The step does not depend on augmentation: its median over every run of every
+            # setting is the steadiest estimate; `load cost` is then the rate the extra loading
+            # alone leaves, (step + first load) / (step + load): the same ratio as `vs first`
+            # without the run-to-run noise of the model step.
+            step_all = statistics.median(r[2] for a in args.augment for r in runs[a])
             for a in args.augment:
-                rate = statistics.median(r for r, _ in runs[a])
-                item = statistics.median(ms for _, ms in runs[a])
-                print(f"{name:<11} {size:>4} {a:<8} {rate:>8.1f} {item:>8.2f} "
-                      f"{rate / first:>8.2f}", flush=True)  # fmt: skip
+                rate, load, step, item = med[a]
+                cost = (step_all + first_load) / (step_all + load)
+                print(f"{name:<11} {size:>4} {a:<8} {rate:>8.1f} {rate / first_rate:>8.2f} "
+                      f"{load:>8.2f} {step:>8.2f} {item:>8.2f} {cost:>9.2f}",
+                      flush=True)  # fmt: skip
 
 
 def main() -> None:
