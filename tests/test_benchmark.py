@@ -68,6 +68,19 @@ def test_kfold_tests_every_subject_once_and_keeps_val_apart(stores):
         bm.fold_subjects(b, 9, seed=0)
 
 
+def test_kfold_never_deals_a_test_split(stores):
+    """k-fold chooses recipes; a store's test split stays out of every fold (A: a5, a6)."""
+    a = PreparedStore(stores["A"])
+    groups = bm.fold_subjects(a, 2, seed=0)
+    assert sorted(s for g in groups for s in g) == ["a0", "a1", "a2", "a3", "a4"]
+    splits = bm.kfold_splits(a, groups, 0, 0.2, seed=0)
+    held = {row["idx"] for row in a.index if row["split"] == "test"}
+    assert held and not held & set(splits)
+    assert len(splits) == len(a) - len(held)
+    with pytest.raises(ValueError, match="5 subjects outside its test split: choose 2 to 5"):
+        bm.fold_subjects(a, 6, seed=0)
+
+
 def test_plan_shares_runs_and_covers_every_pair(stores):
     protocols = bm.parse_protocols("intra,cross,lodo:B,kfold:C", ["A", "B", "C"])
     cells = bm.plan(opened(stores), protocols, Settings(folds=2))
@@ -147,7 +160,8 @@ def test_orchestration_resume_and_refusals(stores, tmp_path):
     assert ("cross", "B", "A", "") in kinds and ("lodo", "B+C", "A", "") in kinds
     assert {("kfold2", "C", "C", f) for f in ("0", "1", "mean", "std", "pooled")} <= kinds
     pooled = json.loads((out / "eval/kfold2/C__C/pooled/depth_unet/report.json").read_text())
-    assert pooled["n_samples"] == 20  # all 5 subjects x 4 samples, each in one test fold
+    assert pooled["n_samples"] == 16  # 4 subjects x 4 samples, each in one test fold (not c4:
+    # the test split stays out of k-fold)
     md = files["md"].read_text()
     assert "binary_cnn HTER | binary_cnn ACER | binary_cnn AUC | depth_unet HTER" in md
     assert "mean ± std" in md and files["heatmap"].is_file()
@@ -258,7 +272,7 @@ def test_real_training_end_to_end(tmp_path):
     assert intra["n_samples"] == "8" and 0.0 <= float(intra["auc"]) <= 100.0  # a's val = test
     assert (tmp_path / "out/eval/intra/a__a/depth_unet/roc.png").is_file()
     pooled = next(r for r in records if r["fold"] == "pooled" and r["model"] == "binary_cnn")
-    assert pooled["n_samples"] == "24"
+    assert pooled["n_samples"] == "16"  # b's 4 subjects outside its test split (b2, b5) x 4
 
 
 @pytest.mark.slow

@@ -9,9 +9,10 @@ Protocols (each cell: train, pick the threshold at the validation EER, apply it 
   (`cross_test="test"`). Every ordered pair of the stores given.
 - lodo B (leave one dataset out, 3+ stores): trained on every other store's train split (val:
   their val splits pooled), tested on B as in cross.
-- kfold A: A's subjects dealt into K folds (seeded); fold f is the test set, validation is carved
-  by subject from the other folds, the rest trains. Reported per fold, as mean and std over folds,
-  and pooled: all folds' test scores in one report, each score shifted by its fold's threshold.
+- kfold A: A's subjects outside its test split dealt into K folds (seeded); fold f is the test
+  set, validation is carved by subject from the other folds, the rest trains. Reported per fold,
+  as mean and std over folds, and pooled: all folds' test scores in one report, each score shifted
+  by its fold's threshold.
 
 With several training seeds (`train_seeds`), every cell is trained and tested once per seed (same
 splits) and reported per seed and as mean and std over seeds: how far retraining alone moves it.
@@ -147,11 +148,13 @@ def test_splits(store: PreparedStore, name: str, cross_test: str) -> dict[int, s
 
 
 def fold_subjects(store: PreparedStore, folds: int, seed: int) -> list[list[str]]:
-    """Subjects dealt into `folds` groups after a seeded shuffle (sizes differ by at most 1)."""
-    subjects = sorted({row["subject"] for row in store.index})
+    """Subjects dealt into `folds` groups after a seeded shuffle (sizes differ by at most 1).
+    A store's test split is never dealt: k-fold chooses recipes, and a test split judges them."""
+    subjects = sorted({row["subject"] for row in store.index if row["split"] != "test"})
     if folds < 2 or folds > len(subjects):
+        held = " outside its test split" if any(r["split"] == "test" for r in store.index) else ""
         raise ValueError(
-            f"{folds} folds over {len(subjects)} subjects: choose 2 to {len(subjects)} folds"
+            f"{folds} folds over {len(subjects)} subjects{held}: choose 2 to {len(subjects)} folds"
         )
     order = np.random.default_rng(seed).permutation(len(subjects))
     return [[subjects[j] for j in order[f::folds]] for f in range(folds)]
@@ -167,7 +170,7 @@ def kfold_splits(
     if not val:
         raise ValueError(f"fold {fold}: too few subjects outside the test fold to carve validation")
     role = dict.fromkeys(rest, "train") | dict.fromkeys(val, "val") | dict.fromkeys(test, "test")
-    return {row["idx"]: role[row["subject"]] for row in store.index}
+    return {row["idx"]: role[row["subject"]] for row in store.index if row["subject"] in role}
 
 
 # ---- the plan ----------------------------------------------------------------------------------
