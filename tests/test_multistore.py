@@ -191,3 +191,28 @@ def test_bootstrap_groups_by_dataset_subject_then_video():
     no_subject = {"idx": 3, "path": "v.avi", "subject": "", "attributes": {"video": "v7"}}
     assert bootstrap_group(no_subject) == "v7"
     assert bootstrap_group({"idx": 3, "path": "a.jpg", "subject": "", "attributes": {}}) == "a.jpg"
+
+
+def test_simulated_spoofs_are_spoofs_of_their_sources_dataset(tmp_path):
+    """data.simulated_attacks keeps its meaning under balancing: that many simulated spoofs per
+    live crop, inside the spoof group of the dataset whose live crops they re-render."""
+    from facepad.data.augment import Augment
+
+    a = tiny_store(tmp_path / "a", 40, ["train"], live_every=4)  # 10 live, 30 spoof
+    b = tiny_store(tmp_path / "b", 8, ["train"])  # 4 live, 4 spoof
+    multi = MultiStore([f"A={a}", f"B={b}"])
+    data = StoreDataset(multi, "train", 32, 8, augment=Augment(simulated_attacks=0.5))
+    assert data.n_simulated == 7  # half of the 14 live crops
+    by_class = BalancedDataset(data, "class")
+    sizes = dict(zip(by_class.group_names, map(len, by_class.groups), strict=True))
+    assert sizes == {("live",): 14, ("spoof",): 34 + 7}
+    by_both = BalancedDataset(data, "dataset_class")
+    sizes = dict(zip(by_both.group_names, map(len, by_both.groups), strict=True))
+    assert sizes == {("A", "live"): 10, ("A", "spoof"): 30 + 5, ("B", "live"): 4,
+                     ("B", "spoof"): 4 + 2}  # fmt: skip
+    torch.manual_seed(0)
+    for j in range(data.n_simulated):  # each re-renders a live crop of its own dataset
+        item = data[len(data.indices) + j]
+        source = multi.index[item["idx"]]
+        assert item["live"].item() == 0.0 and source["label"] == "live"
+        assert source["dataset"] == data.simulated_row(j)["dataset"]

@@ -47,6 +47,15 @@ class StoreDataset(torch.utils.data.Dataset):
         self.live_indices = [i for i in self.indices if self.store.index[i]["label"] == "live"]
         share = self.augment.simulated_attacks if self.augment is not None else 0.0
         self.n_simulated = round(share * len(self.live_indices))
+        # Simulated spoof j re-renders a live crop of one dataset (that of live crop
+        # j * live / simulated, so each dataset keeps its share), drawn afresh at each read.
+        self._live_of: dict[str, list[int]] = {}
+        for i in self.live_indices:
+            self._live_of.setdefault(self._dataset(i), []).append(i)
+        step = len(self.live_indices) / max(1, self.n_simulated)
+        self._simulated_dataset = [
+            self._dataset(self.live_indices[int(j * step)]) for j in range(self.n_simulated)
+        ]
         # cv2 single-threaded here, before DataLoader forks: the workers are the parallelism, and
         # calling cv2.setNumThreads inside a forked worker can deadlock on the parent's pool
         # (seen: a worker stuck in pthread_cond_destroy).
@@ -54,14 +63,24 @@ class StoreDataset(torch.utils.data.Dataset):
 
         cv2.setNumThreads(1)
 
+    def _dataset(self, i: int) -> str:
+        return self.store.index[i].get("dataset", "")
+
+    def simulated_row(self, j: int) -> dict[str, str]:
+        """Label and dataset of simulated spoof j (item len(indices) + j), for class balancing."""
+        return {"label": "spoof", "dataset": self._simulated_dataset[j]}
+
     def __len__(self) -> int:
         return len(self.indices) + self.n_simulated
 
     def __getitem__(self, k: int) -> dict:
         simulated = k >= len(self.indices)
         seed = int(torch.randint(0, 2**31 - 1, ()).item()) if self.augment is not None else 0
-        # a simulated spoof starts from any live crop, drawn afresh each time the item is read
-        i = self.live_indices[seed % len(self.live_indices)] if simulated else self.indices[k]
+        if simulated:  # any live crop of its dataset, drawn afresh each time the item is read
+            pool = self._live_of[self._simulated_dataset[k - len(self.indices)]]
+            i = pool[seed % len(pool)]
+        else:
+            i = self.indices[k]
         crop = self.store.read_crop(i)  # (S, S, 3) uint8
         depth = self.store.read_depth(i)  # (D, D) float32
         if self.augment is not None:

@@ -224,8 +224,9 @@ class BalancedDataset(torch.utils.data.Dataset):
     The sampler shuffles k, so an epoch of the same length as the wrapped set holds every group
     equally often (exactly per epoch, about equally per batch): a small dataset or the rarer class
     is seen as often as a large one (small groups repeat, large ones are subsampled). Simulated
-    spoofs (`data.simulated_attacks`) form one more group. Draws use
-    torch's generator, which DataLoader seeds per worker and epoch. Works with DistributedSampler.
+    spoofs (`data.simulated_attacks`) are spoofs of their source's dataset, so the setting keeps
+    its meaning (that many per live crop) inside the spoof group. Draws use torch's generator,
+    which DataLoader seeds per worker and epoch. Works with DistributedSampler.
     """
 
     def __init__(self, dataset, mode: str):
@@ -235,9 +236,9 @@ class BalancedDataset(torch.utils.data.Dataset):
         groups: dict[tuple[str, ...], list[int]] = {}
         for position, i in enumerate(dataset.indices):
             groups.setdefault(balance_key(dataset.store.index[i], mode), []).append(position)
-        simulated = range(len(dataset.indices), len(dataset))  # simulated spoofs (augmentation)
-        if len(simulated):
-            groups[("simulated",)] = list(simulated)
+        for j in range(dataset.n_simulated):  # simulated spoofs (augmentation) after the rest
+            key = balance_key(dataset.simulated_row(j), mode)
+            groups.setdefault(key, []).append(len(dataset.indices) + j)
         self.group_names = sorted(groups)
         self.groups = [groups[g] for g in self.group_names]
 
