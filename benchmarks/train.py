@@ -15,7 +15,7 @@ forward, backward, AdamW) for each augmentation setting, interleaved run by run 
 the machine hits all settings alike: `basic` (geometry and colour jitter), `exposure` (+ exposure
 augmentation, as nuaa_cpu trains depth and fusion), `full` (+ rotation, exposure, sharpness,
 capture-side steps, simulated attacks), `off`. Batches are balanced as the recipe's (--balance
-class: with simulated attacks on, a third of the items are then simulated spoofs). Columns:
+class: simulated spoofs count as spoofs). Columns:
 samples/s and its ratio to the first setting; per sample, the time spent waiting for the batch
 (load) and in the model's step; one item alone; and `load cost`, the same ratio computed from the
 load times and the median step of all settings (the step does not depend on augmentation), which
@@ -221,8 +221,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (--store)")
     p.add_argument(
         "--balance", default="class", choices=["none", "class", "dataset", "dataset_class"],
-        help="--store: batches drawn as data.balance draws them (nuaa_cpu: class; with simulated "
-        "attacks on, a third of the items are then simulated spoofs)",
+        help="--store: batches drawn as data.balance draws them (nuaa_cpu: class)",
     )  # fmt: skip
     args = p.parse_args()
     import yaml
