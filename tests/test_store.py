@@ -71,6 +71,20 @@ def test_incomplete_store_errors(tmp_path):
         PreparedStore(root)
 
 
+def test_damaged_shards_are_named_with_the_fix(tmp_path):
+    crops, depths, labels, splits = synthetic()
+    root = write_store(tmp_path / "s", crops, depths, labels, splits)
+    shard = root / "shards" / "00000.bin"
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2])  # a copy stopped halfway
+    with pytest.raises(StoreError, match=r"00000.bin holds \d+ of the \d+ bytes.*new folder"):
+        PreparedStore(root)
+    shard.write_bytes(bytes(len(data)))  # right size, wrong bytes
+    store = PreparedStore(root)
+    with pytest.raises(StoreError, match=r"crop of sample 0 \(.+, shard 0\) does not decode"):
+        store.read_crop(0)
+
+
 def test_prepare_writes_readable_store_with_dataset_boxes(tmp_path):
     """Spoofs with given boxes need no face models: a quick check of the writer's format."""
     from facepad.data.crop import square_crop

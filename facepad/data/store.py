@@ -114,8 +114,29 @@ class PreparedStore:
             raise StoreError(
                 f"{self.root}: shard files missing for shards {missing[:5]}...; {rerun}"
             )
+        self._check_shard_sizes()
         self._bins: OrderedDict[int, np.ndarray] = OrderedDict()
         self._depths: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def _check_shard_sizes(self) -> None:
+        """A shard cut short (a full disk, a copy stopped halfway) fails here, naming it, rather
+        than as an undecodable crop hours into a training."""
+        needed: dict[int, int] = {}
+        for row in self.index:
+            end = row["offset"] + row["length"]
+            needed[row["shard"]] = max(needed.get(row["shard"], 0), end)
+        short = [
+            (shard, size, end)
+            for shard, end in sorted(needed.items())
+            if (size := bin_path(self.root, shard).stat().st_size) < end
+        ]
+        if short:
+            shard, size, end = short[0]
+            raise StoreError(
+                f"{self.root}: shard {bin_path(self.root, shard)} holds {size} of the {end} bytes "
+                f"its index rows need ({len(short)} shard(s) cut short): the store is damaged; "
+                "rebuild it with `facepad prepare` into a new folder"
+            )
 
     def __len__(self) -> int:
         return len(self.index)
@@ -151,7 +172,15 @@ class PreparedStore:
         """(S, S, 3) uint8 RGB crop of sample `i`."""
         import simplejpeg
 
-        return simplejpeg.decode_jpeg(self.read_crop_bytes(i), colorspace="RGB")
+        try:
+            return simplejpeg.decode_jpeg(self.read_crop_bytes(i), colorspace="RGB")
+        except ValueError as e:
+            row = self.index[i]
+            raise StoreError(
+                f"{self.root}: the crop of sample {i} ({row['path']}, shard {row['shard']}) does "
+                f"not decode ({e}): the store is damaged; rebuild it with `facepad prepare` into "
+                "a new folder"
+            ) from None
 
     def read_depth(self, i: int) -> np.ndarray:
         """(D, D) float32 depth map in [0, 1] of sample `i` (all zeros for spoofs)."""
