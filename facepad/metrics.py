@@ -166,6 +166,16 @@ def eer(scores: ArrayLike, is_live: ArrayLike) -> tuple[float, float]:
     return float(mean[best]), float(thresholds[best])
 
 
+def margin_threshold(scores: np.ndarray, threshold: float) -> float:
+    """Midway between the EER threshold (a sample's own score) and the next lower score.
+
+    Val decisions stay the same, but a sample sitting exactly on the threshold no longer flips
+    when it is re-scored with different batching or memory layout (1e-7 differences).
+    """
+    below = scores[scores < threshold]
+    return float((threshold + below.max()) / 2) if below.size else float(threshold)
+
+
 def threshold_at_apcer(scores: ArrayLike, is_live: ArrayLike, target: float) -> float:
     """Lowest threshold with APCER <= target: the least BPCER that keeps attacks under target."""
     thresholds, apcer, _ = rate_curve(scores, is_live)

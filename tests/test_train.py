@@ -11,6 +11,7 @@ import torch
 import yaml
 from _train_helpers import DiesAt, Killed, SyntheticPad, small_config, synthetic_datasets
 
+from facepad import metrics
 from facepad.cli import main as cli_main
 from facepad.config import (
     RECIPES_DIR,
@@ -369,8 +370,8 @@ def test_loss_goes_down_on_real_nuaa_dev_crops(tmp_path, nuaa_dev):
 
 def test_saved_threshold_keeps_a_margin_below_the_eer_score():
     scores = np.array([0.1, 0.2, 0.6, 0.8])
-    assert loop._margin_threshold(scores, 0.6) == pytest.approx(0.4)
-    assert loop._margin_threshold(scores, 0.1) == 0.1  # nothing below: unchanged
+    assert metrics.margin_threshold(scores, 0.6) == pytest.approx(0.4)
+    assert metrics.margin_threshold(scores, 0.1) == 0.1  # nothing below: unchanged
 
 
 def test_ema_ships_averaged_weights_and_resumes_with_the_trained_ones(tmp_path):

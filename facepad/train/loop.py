@@ -23,7 +23,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from facepad.config import Config, config_to_dict, save_config
-from facepad.metrics import OneClassError, eer, error_rates, roc_auc, summary
+from facepad.metrics import (
+    OneClassError,
+    eer,
+    error_rates,
+    margin_threshold,
+    roc_auc,
+    summary,
+)
 from facepad.models.checkpoint import (
     build_checkpoint,
     load_checkpoint,
@@ -221,22 +228,12 @@ def val_metrics(scores: np.ndarray, is_live: np.ndarray) -> dict:
         return dict(
             val_apcer=nan, val_bpcer=nan, val_acer=nan, val_auc=nan, val_eer=nan, threshold=None
         )
-    threshold = _margin_threshold(scores, threshold)
+    threshold = margin_threshold(scores, threshold)
     rates = error_rates(scores, is_live, threshold)
     return dict(
         val_apcer=rates["apcer"], val_bpcer=rates["bpcer"], val_acer=rates["acer"],
         val_auc=roc_auc(scores, is_live), val_eer=eer_value, threshold=threshold,
     )  # fmt: skip
-
-
-def _margin_threshold(scores: np.ndarray, threshold: float) -> float:
-    """Midway between the EER threshold (a sample's own score) and the next lower score.
-
-    Val decisions stay the same, but a sample sitting exactly on the threshold no longer flips
-    when it is re-scored with different batching or memory layout (1e-7 differences).
-    """
-    below = scores[scores < threshold]
-    return float((threshold + below.max()) / 2) if below.size else float(threshold)
 
 
 def _rank_key(metrics: dict, select: str = "acer") -> tuple[float, float]:
