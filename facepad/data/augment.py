@@ -13,6 +13,7 @@ Three families, each drawn from one seeded numpy Generator per item:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -137,7 +138,12 @@ def augment_pair(
     return image, depth
 
 
-_RAMP: dict[str, np.ndarray] = {}
+@functools.cache
+def _ramp() -> np.ndarray:
+    """in / 255 for in = 0..255 (float64), made once per process."""
+    import numpy as np
+
+    return np.arange(256) / 255
 
 
 def exposure_lut(gain: float, gamma: float) -> np.ndarray:
@@ -145,9 +151,7 @@ def exposure_lut(gain: float, gamma: float) -> np.ndarray:
     (in place on a cached ramp: a third of np.clip's cost, the same values)."""
     import numpy as np
 
-    if "ramp" not in _RAMP:
-        _RAMP["ramp"] = np.arange(256) / 255
-    out = _RAMP["ramp"] ** gamma
+    out = _ramp() ** gamma
     out *= 255 * gain
     out += 0.5
     np.minimum(out, 255, out=out)
@@ -212,18 +216,13 @@ def _colour(image: np.ndarray, aug: Augment, rng, saturation: float = 1.0) -> np
     return cv2.transform(image, matrix)  # uint8, saturated
 
 
-_NOISE_TILE: dict[str, np.ndarray] = {}
-
-
+@functools.cache
 def _noise_tile() -> np.ndarray:
-    """A fixed (256, 256, 3) float32 tile of unit-normal noise; random windows of it, scaled, are
-    per-item sensor noise at a tenth of the cost of drawing fresh normals."""
+    """A fixed (256, 256, 3) float32 tile of unit-normal noise, made once per process; random
+    windows of it, scaled, are per-item sensor noise at a tenth of the cost of fresh normals."""
     import numpy as np
 
-    if "tile" not in _NOISE_TILE:
-        unit = np.random.default_rng(12345).standard_normal((256, 256, 3), np.float32)
-        _NOISE_TILE["tile"] = unit
-    return _NOISE_TILE["tile"]
+    return np.random.default_rng(12345).standard_normal((256, 256, 3), np.float32)
 
 
 def _add_noise(image: np.ndarray, rng) -> np.ndarray:

@@ -7,6 +7,7 @@ or uint8 (H, W, 3) image in 0..255 and a numpy Generator, and returns float32 (u
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # numpy is imported inside functions: `facepad --help` stays fast
@@ -52,22 +53,26 @@ def times_map(img: np.ndarray, factor: np.ndarray) -> np.ndarray:
     return cv2.multiply(img.astype(np.float32, copy=False), cv2.merge([factor] * 3))
 
 
-_GRAIN: dict[str, np.ndarray] = {}
+@functools.cache
+def _grain_field() -> np.ndarray:
+    """(512, 512) float32 unit normal noise blurred by sigma 1.5, made once per process."""
+    import cv2
+    import numpy as np
+
+    noise = np.random.default_rng(2024).standard_normal((512, 512), np.float32)
+    return cv2.GaussianBlur(noise, (0, 0), 1.5)
 
 
 def paper_grain(h: int, w: int, rng) -> np.ndarray:
     """(H, W) float32 paper grain: unit normal noise blurred by sigma 1.5, a random window of one
-    512 x 512 field made once per process (a tenth of drawing it afresh)."""
+    cached 512 x 512 field (a tenth of drawing it afresh)."""
     import cv2
     import numpy as np
 
     if h > 512 or w > 512:
         return cv2.GaussianBlur(rng.standard_normal((h, w), np.float32), (0, 0), 1.5)
-    if "field" not in _GRAIN:
-        noise = np.random.default_rng(2024).standard_normal((512, 512), np.float32)
-        _GRAIN["field"] = cv2.GaussianBlur(noise, (0, 0), 1.5)
     y, x = rng.integers(0, 512 - h + 1), rng.integers(0, 512 - w + 1)
-    return _GRAIN["field"][y : y + h, x : x + w]
+    return _grain_field()[y : y + h, x : x + w]
 
 
 def print_medium(img: np.ndarray, rng) -> np.ndarray:
