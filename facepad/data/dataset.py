@@ -47,15 +47,9 @@ class StoreDataset(torch.utils.data.Dataset):
         self.live_indices = [i for i in self.indices if self.store.index[i]["label"] == "live"]
         share = self.augment.simulated_attacks if self.augment is not None else 0.0
         self.n_simulated = round(share * len(self.live_indices))
-        # Simulated spoof j re-renders a live crop of one dataset (that of live crop
-        # j * live / simulated, so each dataset keeps its share), drawn afresh at each read.
-        self._live_of: dict[str, list[int]] = {}
+        self._live_of: dict[str, list[int]] = {}  # live crops by dataset
         for i in self.live_indices:
             self._live_of.setdefault(self._dataset(i), []).append(i)
-        step = len(self.live_indices) / max(1, self.n_simulated)
-        self._simulated_dataset = [
-            self._dataset(self.live_indices[int(j * step)]) for j in range(self.n_simulated)
-        ]
         # cv2 single-threaded here, before DataLoader forks: the workers are the parallelism, and
         # calling cv2.setNumThreads inside a forked worker can deadlock on the parent's pool
         # (seen: a worker stuck in pthread_cond_destroy).
@@ -67,8 +61,10 @@ class StoreDataset(torch.utils.data.Dataset):
         return self.store.index[i].get("dataset", "")
 
     def simulated_row(self, j: int) -> dict[str, str]:
-        """Label and dataset of simulated spoof j (item len(indices) + j), for class balancing."""
-        return {"label": "spoof", "dataset": self._simulated_dataset[j]}
+        """Label and dataset of simulated spoof j (item len(indices) + j): it re-renders a live
+        crop of the dataset of live crop j * live / simulated, so each dataset keeps its share."""
+        source = self.live_indices[int(j * len(self.live_indices) / self.n_simulated)]
+        return {"label": "spoof", "dataset": self._dataset(source)}
 
     def __len__(self) -> int:
         return len(self.indices) + self.n_simulated
@@ -77,7 +73,7 @@ class StoreDataset(torch.utils.data.Dataset):
         simulated = k >= len(self.indices)
         seed = int(torch.randint(0, 2**31 - 1, ()).item()) if self.augment is not None else 0
         if simulated:  # any live crop of its dataset, drawn afresh each time the item is read
-            pool = self._live_of[self._simulated_dataset[k - len(self.indices)]]
+            pool = self._live_of[self.simulated_row(k - len(self.indices))["dataset"]]
             i = pool[seed % len(pool)]
         else:
             i = self.indices[k]
