@@ -23,19 +23,22 @@ from facepad import metrics
 from facepad.data.dataset import StoreDataset
 from facepad.data.multistore import MultiStore
 from facepad.models.checkpoint import checkpoint_preprocess, model_from_checkpoint
+from facepad.models.score import liveness_score
 
 
-def head_scores(model, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sigmoid of the logit, clamped mean depth, is_live) of every item."""
+def weighted_scores(model, dataset, weights: list[float]) -> tuple[dict, np.ndarray]:
+    """({w: liveness score of every item with binary_weight w}, is_live): the scores come from
+    `liveness_score`, the one place that turns outputs into a score."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=64)
-    binary, depth, live = [], [], []
+    scores: dict[float, list[np.ndarray]] = {w: [] for w in weights}
+    live = []
     with torch.inference_mode():
         for batch in loader:
             out = model(batch["image"])
-            binary.append(torch.sigmoid(out["logit"].float().reshape(-1)).numpy())
-            depth.append(out["depth"].float().flatten(1).mean(1).clamp(0, 1).numpy())
+            for w in weights:
+                scores[w].append(liveness_score(out, binary_weight=w).numpy())
             live.append(batch["live"].numpy() > 0.5)
-    return np.concatenate(binary), np.concatenate(depth), np.concatenate(live)
+    return {w: np.concatenate(s) for w, s in scores.items()}, np.concatenate(live)
 
 
 def rescore(store: str, splits: str, checkpoint: str, weights: list[float]) -> dict:
@@ -44,16 +47,14 @@ def rescore(store: str, splits: str, checkpoint: str, weights: list[float]) -> d
     model, ckpt = model_from_checkpoint(checkpoint, expect_name="fusion")
     pre = checkpoint_preprocess(ckpt, checkpoint)
     size, depth_size = pre["input_size"], pre["depth_size"] or 32
-    heads = {
-        split: head_scores(model, StoreDataset(view, split, size, depth_size))
+    (val, val_live), (test, test_live) = (
+        weighted_scores(model, StoreDataset(view, split, size, depth_size), weights)
         for split in ("val", "test")
-    }
+    )
     out = {}
     for w in weights:
-        fused = {s: w * b + (1 - w) * d for s, (b, d, _) in heads.items()}
-        val_live = heads["val"][2]
-        threshold = metrics.margin_threshold(fused["val"], metrics.eer(fused["val"], val_live)[1])
-        out[w] = (fused["test"] - threshold, heads["test"][2])
+        threshold = metrics.margin_threshold(val[w], metrics.eer(val[w], val_live)[1])
+        out[w] = (test[w] - threshold, test_live)
     return out
 
 

@@ -42,11 +42,16 @@ def test_half_weight_rescoring_is_the_models_own_score(tmp_path):
     view = MultiStore([{"path": str(store), "name": "data", "splits": str(splits)}])
     test = StoreDataset(view, "test", 64, 16)
     with torch.inference_mode():
-        own = score_outputs(model, model(torch.stack([test[k]["image"] for k in range(6)])))
-    shifted, live = module.rescore(str(store), str(splits), str(ckpt), [0.5])[0.5]
-    gaps = own.numpy() - shifted  # the model's score minus the rescored one: the threshold
+        outputs = model(torch.stack([test[k]["image"] for k in range(6)]))
+    own = score_outputs(model, outputs).numpy()
+    binary = torch.sigmoid(outputs["logit"].reshape(-1)).numpy()
+    rescored = module.rescore(str(store), str(splits), str(ckpt), [0.5, 1.0])
+    shifted, live = rescored[0.5]
+    gaps = own - shifted  # the model's score minus the rescored one: the threshold
     np.testing.assert_allclose(gaps, gaps[0], atol=1e-6)
     assert list(live) == [True, False] * 3
+    gaps = binary - rescored[1.0][0]  # w = 1: the binary head alone
+    np.testing.assert_allclose(gaps, gaps[0], atol=1e-6)
 
 
 def test_cli_prints_a_row_per_weight(tmp_path):
