@@ -106,25 +106,27 @@ class PreparedStore:
             rank = rank + 1 if row["shard"] == last_shard else 0
             last_shard = row["shard"]
             self._depth_row.append(rank)
-        missing = sorted(
-            {r["shard"] for r in self.index if not bin_path(self.root, r["shard"]).is_file()}
-            | {r["shard"] for r in self.index if not depth_path(self.root, r["shard"]).is_file()}
-        )
+        self._check_shards(rerun)
+        self._bins: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._depths: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def _check_shards(self, rerun: str) -> None:
+        """Every shard's files exist, and no shard is cut short (a full disk, a copy stopped
+        halfway): it fails here, naming it, rather than as an undecodable crop hours into a
+        training. One pass over the rows, one stat per shard."""
+        needed: dict[int, int] = {}  # shard -> bytes its rows need
+        for row in self.index:
+            end = row["offset"] + row["length"]
+            needed[row["shard"]] = max(needed.get(row["shard"], 0), end)
+        missing = [
+            shard
+            for shard in sorted(needed)
+            if not (bin_path(self.root, shard).is_file() and depth_path(self.root, shard).is_file())
+        ]
         if missing:
             raise StoreError(
                 f"{self.root}: shard files missing for shards {missing[:5]}...; {rerun}"
             )
-        self._check_shard_sizes()
-        self._bins: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._depths: OrderedDict[int, np.ndarray] = OrderedDict()
-
-    def _check_shard_sizes(self) -> None:
-        """A shard cut short (a full disk, a copy stopped halfway) fails here, naming it, rather
-        than as an undecodable crop hours into a training."""
-        needed: dict[int, int] = {}
-        for row in self.index:
-            end = row["offset"] + row["length"]
-            needed[row["shard"]] = max(needed.get(row["shard"], 0), end)
         short = [
             (shard, size, end)
             for shard, end in sorted(needed.items())
