@@ -34,6 +34,7 @@ import time
 
 import torch
 
+from facepad.data.multistore import BALANCE_MODES
 from facepad.models.losses import PadLoss
 from facepad.models.registry import create_model
 
@@ -137,7 +138,7 @@ def time_pipeline(model, store, size: int, depth: int, augment, args) -> tuple[f
 
     aug = None if augment is None else Augment(**augment)
     ds = StoreDataset(store, "train", size, depth, augment=aug)
-    if args.balance != "none":  # as the recipe draws its batches (simulated spoofs: one group)
+    if args.balance != "none":  # as the recipe draws its batches (not `balanced`: it prints)
         ds = BalancedDataset(ds, args.balance)
     loader = torch.utils.data.DataLoader(
         ds, batch_size=args.batch, shuffle=True, num_workers=args.workers, drop_last=True
@@ -220,7 +221,7 @@ def main() -> None:
     p.add_argument("--augment", nargs="+", default=["basic", "full"], choices=list(AUGMENTS))
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (--store)")
     p.add_argument(
-        "--balance", default="class", choices=["none", "class", "dataset", "dataset_class"],
+        "--balance", default="class", choices=BALANCE_MODES,
         help="--store: batches drawn as data.balance draws them (nuaa_cpu: class)",
     )  # fmt: skip
     args = p.parse_args()
