@@ -13,7 +13,7 @@ import sys
 COMMAND_MODULES = (
     "facepad.data.commands",  # prepare, demo, manifest
     "facepad.train.commands",  # train
-    "facepad.experiments.commands",  # evaluate, reproduce, benchmark
+    "facepad.experiments.commands",  # evaluate, compare, ensemble, reproduce, benchmark
     "facepad.infer.commands",  # predict, export
     "facepad.serve.commands",  # serve
 )

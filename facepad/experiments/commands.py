@@ -1,5 +1,5 @@
-"""Command-line commands of facepad.experiments: `facepad evaluate`, `compare`, `reproduce`,
-`benchmark`.
+"""Command-line commands of facepad.experiments: `facepad evaluate`, `compare`, `ensemble`,
+`reproduce`, `benchmark`.
 
 `evaluate` lives here, above both facepad.evaluate and facepad.infer, because --end-to-end hands
 the evaluation the deployed pipeline (the Predictor).
@@ -68,6 +68,36 @@ def register(subparsers) -> None:
     c.add_argument("--n-boot", type=int, default=1000, help="subject resamples (default 1000)")
     c.add_argument("--json", default=None, help="also write the figures to this JSON file")
     c.set_defaults(func=_compare)
+
+    e = subparsers.add_parser(
+        "ensemble",
+        help="average checkpoints of one model (e.g. training seeds) into one calibrated one",
+        description="Build one checkpoint whose model averages the outputs (logit, depth map) of "
+        "several checkpoints of one kind, trained on the same prepared store and input size, and "
+        "calibrate its threshold at the EER of the val split (with the training loop's margin). "
+        "evaluate, export, predict and serve take it like any checkpoint.",
+        epilog="example: facepad ensemble runs/s0/depth_unet/best.pt runs/s1/depth_unet/best.pt "
+        "runs/s2/depth_unet/best.pt --store stores/replay-all --out runs/depth_x3.pt",
+    )
+    e.add_argument("checkpoints", nargs="+", help="two or more checkpoints of one model")
+    e.add_argument(
+        "--store",
+        required=True,
+        nargs="+",
+        metavar="[NAME=]STORE",
+        help="the prepared store(s) the members were validated on",
+    )
+    e.add_argument(
+        "--splits",
+        default=None,
+        metavar="CSV",
+        help="a split file (idx,split) replacing the store's split column, one store only: e.g. "
+        "a benchmark's splits/NAME.carved.csv",
+    )
+    e.add_argument("--split", default="val", help="split to calibrate on (default: val)")
+    e.add_argument("--out", required=True, help="the ensemble checkpoint to write (.pt)")
+    e.add_argument("--device", default="cpu", help="cpu or cuda")
+    e.set_defaults(func=_ensemble)
 
     r = subparsers.add_parser(
         "reproduce",
@@ -198,6 +228,28 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     print((result.out_dir / "report.md").read_text())
     print(f"wrote {', '.join(str(p) for p in result.files.values())}")
+    return 0
+
+
+def _ensemble(args: argparse.Namespace) -> int:
+    from facepad.data.multistore import MultiStore
+    from facepad.evaluate.ensemble import build_ensemble
+
+    if args.splits:
+        if len(args.store) != 1:
+            raise ValueError("--splits applies to one --store; give one")
+        name, path = next(iter(parse_named(args.store).items()))
+        store = MultiStore([{"path": path, "name": name, "splits": args.splits}])
+    elif len(args.store) == 1 and "=" not in args.store[0]:
+        store = args.store[0]
+    else:
+        store = MultiStore(args.store)
+    ckpt = build_ensemble(args.checkpoints, store, args.out, args.split, device=args.device)
+    val = ckpt["val"]
+    print(f"ensemble of {len(args.checkpoints)} {ckpt['model']['kwargs']['members'][0]['name']} "
+          f"models -> {args.out}: threshold {ckpt['threshold']:.4f} at the {args.split} EER; "
+          f"{args.split} AUC {val['auc']:.4f}, EER {100 * val['eer']:.2f} %, "
+          f"HTER {100 * val['hter']:.2f} % ({val['n']} samples)")  # fmt: skip
     return 0
 
 

@@ -76,6 +76,12 @@ def build_datasets(config: Config) -> tuple[Dataset, Dataset, dict]:
 
 def build_model(config: Config) -> nn.Module:
     """The configured model; depth models get map_stride = input_size / depth_size by default."""
+    if config.model.name not in list_models():
+        raise ValueError(
+            f"model.name={config.model.name}: not a model to train; choose one of "
+            f"{', '.join(list_models())} (an ensemble is built from trained checkpoints with "
+            "`facepad ensemble`)"
+        )
     unknown = sorted(set(config.model.per_model) - set(list_models()))
     if unknown:
         raise ValueError(
