@@ -105,9 +105,16 @@ class FakeSteps:
     def __init__(self):
         self.trained: list = []
         self.evaluated: list = []
+        self.ensembled: list = []
 
     def steps(self) -> Steps:
-        return Steps(train=self.train, evaluate=self.evaluate)
+        return Steps(train=self.train, evaluate=self.evaluate, ensemble=self.ensemble)
+
+    def ensemble(self, checkpoints, views, out) -> Path:
+        self.ensembled.append((list(checkpoints), views, out))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"fake ensemble")
+        return out
 
     def train(self, config) -> Path:
         self.trained.append(config)
@@ -193,24 +200,36 @@ def test_training_seeds_each_cell_and_mean_std_over_seeds(stores, tmp_path):
     assert (out / "train/B-carved/seed7/depth_unet/best.pt").is_file()
     assert (out / "eval/intra/B__B/seed3/depth_unet/scores.csv").is_file()
     assert (out / "eval/kfold2/C__C/pooled/seed7/depth_unet/report.json").is_file()
+    # Each run's two seeds are averaged into one model, calibrated on the run's own views.
+    assert len(fake.ensembled) == 3
+    members, views, path = fake.ensembled[0]
+    assert path == out / "train/B-carved/ensemble/depth_unet.pt"
+    assert members == [out / f"train/B-carved/seed{s}/depth_unet/best.pt" for s in (3, 7)]
+    assert views[0]["splits"].endswith("B.carved.csv")
+    assert (out / "eval/intra/B__B/ensemble/depth_unet/scores.csv").is_file()
+    assert (out / "eval/kfold2/C__C/pooled/ensemble/depth_unet/report.json").is_file()
     with open(files["csv"], newline="") as f:
         records = list(csv.DictReader(f))
     intra = {r["seed"]: float(r["hter"]) for r in records if r["protocol"] == "intra"}
-    assert set(intra) == {"3", "7", "mean", "std"}
+    assert set(intra) == {"3", "7", "mean", "std", "ensemble"}
     assert intra["mean"] == pytest.approx((intra["3"] + intra["7"]) / 2, abs=1e-3)
     assert intra["std"] == pytest.approx(abs(intra["3"] - intra["7"]) / np.sqrt(2), abs=1e-3)
     pooled = {r["seed"] for r in records if r["fold"] == "pooled"}
-    assert pooled == {"3", "7", "mean", "std"}
+    assert pooled == {"3", "7", "mean", "std", "ensemble"}
     assert not [r for r in records if r["fold"] == "std" and r["seed"] in ("mean", "std")]
     md = files["md"].read_text()
     assert "once per seed (3, 7)" in md
-    intra_row = next(line for line in md.splitlines() if line.startswith("| B | B |"))
-    assert f"{intra['mean']:.2f} ± {intra['std']:.2f}" in intra_row
-    assert "| C | C | mean over folds |" in md and "mean ± std |" not in md
+    rows = [line for line in md.splitlines() if line.startswith("| B | B |")]
+    assert rows[0].startswith("| B | B | mean ± std (2 seeds) |")
+    assert f"{intra['mean']:.2f} ± {intra['std']:.2f}" in rows[0]
+    assert rows[1].startswith("| B | B | ensemble (2 seeds) |")
+    assert f"| {intra['ensemble']:.2f} |" in rows[1]
+    assert "| C | C | mean over folds | mean ± std (2 seeds) |" in md
+    assert "| C | C | mean ± std | ensemble (2 seeds) |" in md  # the ensemble's ± is over folds
 
     again = FakeSteps()
     bm.benchmark(stores, "intra:B,kfold:C", out, settings, steps=again.steps())
-    assert again.trained == [] and again.evaluated == []
+    assert again.trained == [] and again.evaluated == [] and again.ensembled == []
     for bad, message in (({"train_seeds": [1, 1]}, "repeat"),
                          ({"overrides": ["train.seed=2"]}, "keep one")):  # fmt: skip
         with pytest.raises(ValueError, match=message):
@@ -296,6 +315,11 @@ def test_real_trainings_differ_by_seed(tmp_path):
     assert [r["idx"] for r in scores[0]] == [r["idx"] for r in scores[1]]
     gaps = [abs(float(x["score"]) - float(y["score"])) for x, y in zip(*scores, strict=True)]
     assert max(gaps) > 1e-4
+    # The real ensemble step: one checkpoint averaging both, scored between its members.
+    ensemble = report.read_scores_csv(out / "eval/intra/a__a/ensemble/binary_cnn/scores.csv")
+    for x, y, both in zip(*scores, ensemble, strict=True):
+        low, high = sorted((float(x["score"]), float(y["score"])))
+        assert low - 1e-6 <= float(both["score"]) <= high + 1e-6
 
 
 def test_fold_stats_and_heatmap_layout():

@@ -15,12 +15,15 @@ Protocols (each cell: train, pick the threshold at the validation EER, apply it 
   by its fold's threshold.
 
 With several training seeds (`train_seeds`), every cell is trained and tested once per seed (same
-splits) and reported per seed and as mean and std over seeds: how far retraining alone moves it.
+splits) and reported per seed and as mean and std over seeds: how far retraining alone moves it;
+and the seeds' models are averaged into one (`facepad ensemble`, calibrated on the cell's
+validation split) and tested as well.
 
 Subsets of a store are given to training and evaluation as split files (`facepad.data.multistore`),
 so stores are never copied. Work goes under OUT: `splits/` (the split files), `train/<run>/<model>/`
 (run folders; `train/<run>/seed<S>/<model>/` per training seed), `eval/<protocol>/<cell>/<model>/`
-(scores.csv, report.json/md, figures; likewise `.../seed<S>/<model>/`), then
+(scores.csv, report.json/md, figures; likewise `.../seed<S>/<model>/`; the ensemble's checkpoint
+`train/<run>/ensemble/<model>.pt`, its evaluation `.../ensemble/<model>/`), then
 `results.csv`, `results.md` and `heatmap.png`. A rerun reuses finished trainings and evaluations
 and resumes a killed training; a changed store, split or config is refused (use a new OUT or
 `force`). The train and evaluate steps are injectable (`Steps`) so the orchestration can be tested.
@@ -43,7 +46,7 @@ from facepad.data.multistore import read_split_file, write_split_file
 from facepad.data.split import choose_subjects
 from facepad.data.store import PreparedStore
 from facepad.evaluate import report
-from facepad.experiments.benchmark_results import seed_folder, write_results
+from facepad.experiments.benchmark_results import ENSEMBLE, seed_folder, write_results
 
 MODELS = ("binary_cnn", "depth_unet", "fusion")
 PROTOCOLS = ("intra", "cross", "lodo", "kfold")
@@ -297,12 +300,23 @@ def default_evaluate(
     return result.rows, result.report
 
 
+def default_ensemble(checkpoints: list[Path], views: list[dict], out: Path) -> Path:
+    """Average the checkpoints into one, calibrated on the views' val split; returns its path."""
+    from facepad.data.multistore import MultiStore
+    from facepad.evaluate.ensemble import build_ensemble
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build_ensemble(checkpoints, MultiStore(views), out)
+    return out
+
+
 @dataclass
 class Steps:
-    """The two steps the benchmark orchestrates; replace them in tests."""
+    """The steps the benchmark orchestrates; replace them in tests."""
 
     train: Callable = default_train
     evaluate: Callable = default_evaluate
+    ensemble: Callable = default_ensemble
 
 
 # ---- running -----------------------------------------------------------------------------------
@@ -351,7 +365,7 @@ class Outcome:
     model: str
     rows: list[dict]
     report: dict
-    seed: int | None = None  # the training seed, when the benchmark runs several
+    seed: int | str | None = None  # the training seed when several run, or ENSEMBLE
 
 
 def benchmark(
@@ -401,12 +415,19 @@ def benchmark(
         train_views = [_write_view(v, opened[v.store], out / "splits") for v in cell.run.views]
         test_views = [_write_view(cell.test_view, opened[cell.test_view.store], out / "splits")]
         for model in settings.models:
+            trained = []
             for seed in settings.train_seeds or [None]:
                 started = time.perf_counter()
-                outcomes.append(_train_and_test(cell, model, seed, recipes[model], train_views,
-                                                test_views, out, settings, steps))  # fmt: skip
+                outcome, checkpoint = _train_and_test(cell, model, seed, recipes[model],
+                                                      train_views, test_views, out, settings,
+                                                      steps)  # fmt: skip
+                outcomes.append(outcome)
+                trained.append(checkpoint)
                 key = f"{cell.folder}/{seed_folder(seed)}{model}"
                 seconds[key] = round(time.perf_counter() - started, 1)
+            if len(trained) > 1:
+                outcomes.append(_ensemble_and_test(cell, model, trained, train_views, test_views,
+                                                   out, settings, steps))  # fmt: skip
     files = write_results(outcomes, out, settings)
     (out / "timings.json").write_text(json.dumps(seconds, indent=2) + "\n")
     print((out / "results.md").read_text())
@@ -416,15 +437,34 @@ def benchmark(
 def _train_and_test(
     cell: Cell, model: str, seed: int | None, recipe: Path, train_views: list[dict],
     test_views: list[dict], out: Path, settings: Settings, steps: Steps,
-) -> Outcome:  # fmt: skip
-    """One model of one cell, trained with one seed (None: the recipe's) or reused, then tested."""
+) -> tuple[Outcome, Path]:  # fmt: skip
+    """One model of one cell, trained with one seed (None: the recipe's) or reused, then tested:
+    (outcome, best checkpoint)."""
     sub = seed_folder(seed)
     overrides = [*settings.overrides, *([] if seed is None else [f"train.seed={seed}"])]
     config = run_config(recipe, overrides, model, train_views, out / "train" / cell.run.name / sub)
     checkpoint, marker = _trained(config, steps)
     rows, rep = _evaluated(checkpoint, marker, test_views, out / "eval" / cell.folder / sub / model,
                            model, settings, steps, figures=cell.fold is None)  # fmt: skip
-    return Outcome(cell, model, rows, rep, seed)
+    return Outcome(cell, model, rows, rep, seed), checkpoint
+
+
+def _ensemble_and_test(
+    cell: Cell, model: str, checkpoints: list[Path], train_views: list[dict],
+    test_views: list[dict], out: Path, settings: Settings, steps: Steps,
+) -> Outcome:  # fmt: skip
+    """The seeds' models of one cell averaged into one (rebuilt when a member is newer), tested."""
+    path = out / "train" / cell.run.name / ENSEMBLE / f"{model}.pt"
+    newest = max(Path(c).stat().st_mtime for c in checkpoints)
+    if path.is_file() and path.stat().st_mtime >= newest:
+        print(f"  {model}: reusing {path}")
+    else:
+        print(f"  {model}: ensemble of {len(checkpoints)} seeds -> {path}")
+        path = Path(steps.ensemble(checkpoints, train_views, path))
+    eval_dir = out / "eval" / cell.folder / ENSEMBLE / model
+    rows, rep = _evaluated(path, path, test_views, eval_dir, model, settings, steps,
+                           figures=cell.fold is None)  # fmt: skip
+    return Outcome(cell, model, rows, rep, ENSEMBLE)
 
 
 def _check_seeds(settings: Settings) -> None:

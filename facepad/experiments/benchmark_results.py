@@ -24,8 +24,14 @@ METRICS = ("hter", "acer_iso", "apcer", "apcer_worst", "bpcer", "auc", "eer")
 FIGURES = (*METRICS, "hter_ci_low", "hter_ci_high")  # what figures_of returns
 
 
-def seed_folder(seed: int | None) -> str:
-    """The run and eval sub-folder of one training seed ("" when the benchmark runs one)."""
+ENSEMBLE = "ensemble"  # the `seed` of an outcome scored by the ensemble of every seed's model
+
+
+def seed_folder(seed: int | str | None) -> str:
+    """The run and eval sub-folder of one training seed ("" when the benchmark runs one), or of
+    the ensemble of the seeds."""
+    if seed == ENSEMBLE:
+        return f"{ENSEMBLE}/"
     return "" if seed is None else f"seed{seed}/"
 
 
@@ -116,7 +122,7 @@ def seed_stats(records: list[dict]) -> list[dict]:
     std rows left out: the spread over seeds of a spread over folds says little)."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        if r["seed"] != "" and r["fold"] != "std":
+        if r["seed"] not in ("", ENSEMBLE) and r["fold"] != "std":
             key = (r["protocol"], r["train"], r["test"], r["fold"], r["model"])
             groups.setdefault(key, []).append(r)
     out = []
@@ -189,18 +195,27 @@ def results_markdown(records: list[dict], settings: Settings) -> str:
         "HTER are in results.csv.",
     ]
     seeds = list(settings.train_seeds)
+    ensembles = any(r["seed"] == ENSEMBLE for r in records)
     if seeds:
         lines += ["", f"Each cell trained once per seed ({', '.join(map(str, seeds))}): mean ± std "
                   "over seeds (k-fold rows: of each seed's figure); every seed's row is in "
                   "results.csv."]  # fmt: skip
+    if ensembles:
+        lines += ["", "Ensemble rows: one model averaging the seeds' models (`facepad ensemble`), "
+                  "its threshold at its own validation EER."]  # fmt: skip
     shown = "mean" if seeds else ""
+    kinds = [(shown, "")]  # (records' seed, its label in the "seeds" column)
+    if ensembles:
+        n = len(seeds)
+        kinds = [("mean", f"mean ± std ({n} seeds)"), (ENSEMBLE, f"ensemble ({n} seeds)")]
     models = list(settings.models)
     figures = [f"{m} {k}" for m in models for k in ("HTER", "ACER", "AUC")]
     protocols = list(dict.fromkeys(r["protocol"] for r in records))
     for protocol in protocols:
         kfold = protocol.startswith("kfold")
         note = PROTOCOL_NOTES["kfold" if kfold else protocol]
-        header = ["train", "test", *(["fold"] if kfold else []), *figures]
+        header = ["train", "test", *(["fold"] if kfold else []), *(["seeds"] if ensembles else []),
+                  *figures]  # fmt: skip
         lines += ["", f"## {protocol}", "", note.format(test=test_what) + ".", ""]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         keys = list(dict.fromkeys((r["train"], r["test"], r["fold"]) for r in records
@@ -208,19 +223,26 @@ def results_markdown(records: list[dict], settings: Settings) -> str:
         for train, test, fold in keys:
             if fold == "std":
                 continue
-            cells = [train, test, *([_fold_label(fold, bool(seeds))] if kfold else [])]
-            for m in models:
-                rec = _find(records, protocol, train, test, fold, m, shown)
-                if seeds:
-                    std = _find(records, protocol, train, test, fold, m, "std")
-                elif fold == "mean":
-                    std = _find(records, protocol, train, test, "std", m, "")
-                else:
-                    std = None
-                for k in ("hter", "acer_iso", "auc"):
-                    cells.append(_cell(rec, std, k))
-            lines.append("| " + " | ".join(cells) + " |")
+            for seed, label in kinds:
+                cells = [train, test, *([_fold_label(fold, seed == "mean")] if kfold else []),
+                         *([label] if ensembles else [])]  # fmt: skip
+                for m in models:
+                    rec = _find(records, protocol, train, test, fold, m, seed)
+                    std = _spread(records, (protocol, train, test, fold, m), seed)
+                    cells += [_cell(rec, std, k) for k in ("hter", "acer_iso", "auc")]
+                lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _spread(records, where: tuple, seed) -> dict | None:
+    """The ± of a shown row: over seeds for the seeds' mean, over folds for a one-seed (or the
+    ensemble's) k-fold mean, none otherwise."""
+    protocol, train, test, fold, model = where
+    if seed == "mean":
+        return _find(records, protocol, train, test, fold, model, "std")
+    if fold == "mean":
+        return _find(records, protocol, train, test, "std", model, seed)
+    return None
 
 
 def _fold_label(fold, over_seeds: bool) -> str:
