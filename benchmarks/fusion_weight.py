@@ -53,7 +53,7 @@ def rescore(store: str, splits: str, checkpoint: str, weights: list[float]) -> d
     )
     out = {}
     for w in weights:
-        threshold = metrics.margin_threshold(val[w], metrics.eer(val[w], val_live)[1])
+        threshold = metrics.eer_threshold(val[w], val_live)
         out[w] = (test[w] - threshold, test_live)
     return out
 

@@ -176,6 +176,14 @@ def margin_threshold(scores: np.ndarray, threshold: float) -> float:
     return float((threshold + below.max()) / 2) if below.size else float(threshold)
 
 
+def eer_threshold(scores: ArrayLike, is_live: ArrayLike) -> float:
+    """The validation EER threshold every part of facepad applies: `eer`'s point, then
+    `margin_threshold`. Training calibrates checkpoints with it, `facepad ensemble` and
+    `evaluate --rule eer` too, so one validation split gives one threshold whoever asks."""
+    s, live = _as_arrays(scores, is_live)
+    return margin_threshold(s, eer(s, live)[1])
+
+
 def threshold_at_apcer(scores: ArrayLike, is_live: ArrayLike, target: float) -> float:
     """Lowest threshold with APCER <= target: the least BPCER that keeps attacks under target."""
     thresholds, apcer, _ = rate_curve(scores, is_live)
@@ -195,13 +203,14 @@ def select_threshold(
 ) -> float:
     """Pick a decision threshold on validation scores, to apply unchanged to test.
 
-    rule "eer": the EER point; "apcer": the lowest threshold with APCER <= target;
+    rule "eer": the EER point with the training loop's margin (`eer_threshold`); "apcer": the
+    lowest threshold with APCER <= target;
     "bpcer": the highest threshold with BPCER <= target.
     """
     if rule not in ("eer", "apcer", "bpcer"):
         raise ValueError(f"unknown threshold rule {rule!r}; use 'eer', 'apcer' or 'bpcer'")
     if rule == "eer":
-        return eer(scores, is_live)[1]
+        return eer_threshold(scores, is_live)
     if target is None or not 0.0 <= target <= 1.0:
         raise ValueError(f"rule {rule!r} needs a target rate in [0, 1], got {target!r}")
     if rule == "apcer":

@@ -173,3 +173,14 @@ def test_summary_keys():
     for key in ("apcer", "bpcer", "acer", "acc", "hter", "auc", "eer", "bpcer100", "bpcer20"):
         assert 0.0 <= s[key] <= 1.0
     assert s["tpr@fpr=1e-3"] <= s["tpr@fpr=1e-2"]
+
+
+def test_one_validation_threshold_whoever_asks():
+    """A saturated validation (every live above every attack): the EER holds over the whole gap;
+    training, `facepad ensemble` and `evaluate --rule eer` all take its midpoint, not the lowest
+    live score (where the first darker live face of a new person would be rejected)."""
+    scores = np.array([0.9, 0.7, 0.6, 0.3, 0.2, 0.1])
+    live = np.array([True, True, True, False, False, False])
+    assert M.eer(scores, live) == (0.0, 0.6)
+    assert M.eer_threshold(scores, live) == pytest.approx(0.45)
+    assert M.select_threshold(scores, live, "eer") == M.eer_threshold(scores, live)

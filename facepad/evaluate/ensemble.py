@@ -52,7 +52,7 @@ def build_ensemble(
             f"{prepared.root}: its {split!r} split holds one class, so no threshold can be "
             "calibrated; pass a split with live and spoof samples"
         )
-    threshold = metrics.margin_threshold(scores, metrics.eer(scores, is_live)[1])
+    threshold = metrics.eer_threshold(scores, is_live)
     rates = metrics.summary(scores, is_live, threshold)
     val = {"split": split, "store": str(prepared.root), "n": int(len(scores))}
     val |= {k: float(rates[k]) for k in ("apcer", "bpcer", "hter", "auc", "eer")}

@@ -26,8 +26,8 @@ from facepad.config import Config, config_to_dict, save_config
 from facepad.metrics import (
     OneClassError,
     eer,
+    eer_threshold,
     error_rates,
-    margin_threshold,
     roc_auc,
     summary,
 )
@@ -228,13 +228,12 @@ def val_metrics(scores: np.ndarray, is_live: np.ndarray) -> dict:
     """ACER at the val EER threshold (with a margin), AUC, EER; NaN and no threshold when the
     split holds one class."""
     try:
-        eer_value, threshold = eer(scores, is_live)
+        eer_value, threshold = eer(scores, is_live)[0], eer_threshold(scores, is_live)
     except OneClassError:  # a val split with one class: rank by loss only, no threshold
         nan = float("nan")
         return dict(
             val_apcer=nan, val_bpcer=nan, val_acer=nan, val_auc=nan, val_eer=nan, threshold=None
         )
-    threshold = margin_threshold(scores, threshold)
     rates = error_rates(scores, is_live, threshold)
     return dict(
         val_apcer=rates["apcer"], val_bpcer=rates["bpcer"], val_acer=rates["acer"],
