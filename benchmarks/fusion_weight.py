@@ -2,7 +2,7 @@
 
 The fusion model scores with w = 0.5 (`facepad.models.score`). This rescoring asks how much the
 weight matters for trained checkpoints, without retraining: per checkpoint the threshold is set on
-its run's val split at the EER (with the training loop's margin, so w = 0.5 reproduces the
+its run's val split by `metrics.eer_threshold` (as training sets it, so w = 0.5 reproduces the
 benchmark's figures), applied to the test split, then HTER and AUC are printed per weight. A test
 split only reports here; choose a weight on validation data.
 

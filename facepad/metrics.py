@@ -177,11 +177,27 @@ def margin_threshold(scores: np.ndarray, threshold: float) -> float:
 
 
 def eer_threshold(scores: ArrayLike, is_live: ArrayLike) -> float:
-    """The validation EER threshold every part of facepad applies: `eer`'s point, then
-    `margin_threshold`. Training calibrates checkpoints with it, `facepad ensemble` and
-    `evaluate --rule eer` too, so one validation split gives one threshold whoever asks."""
+    """The validation EER threshold every part of facepad applies. Training calibrates
+    checkpoints with it, `facepad ensemble` and `evaluate --rule eer` too, so one validation
+    split gives one threshold whoever asks.
+
+    Usually `eer`'s point, then `margin_threshold`. A validation split that separates the classes
+    completely has EER 0 anywhere in the gap between its highest attack and lowest live score;
+    there the threshold sits where the two classes are equally many of their own standard
+    deviations away (mean_attack + sd_attack * (mean_live - mean_attack) / (sd_attack + sd_live)),
+    kept inside the gap: set by both classes' spread, not by the two extreme samples.
+    """
     s, live = _as_arrays(scores, is_live)
-    return margin_threshold(s, eer(s, live)[1])
+    point = margin_threshold(s, eer(s, live)[1])
+    low, high = s[~live].max(), s[live].min()
+    if low >= high:  # the classes overlap: the EER point is (nearly) unique
+        return point
+    spread = s[~live].std() + s[live].std()
+    if spread <= 0:
+        return point
+    mean_attack = s[~live].mean()
+    balanced = mean_attack + s[~live].std() * (s[live].mean() - mean_attack) / spread
+    return float(np.clip(balanced, low + 0.01 * (high - low), high))
 
 
 def threshold_at_apcer(scores: ArrayLike, is_live: ArrayLike, target: float) -> float:
@@ -203,7 +219,7 @@ def select_threshold(
 ) -> float:
     """Pick a decision threshold on validation scores, to apply unchanged to test.
 
-    rule "eer": the EER point with the training loop's margin (`eer_threshold`); "apcer": the
+    rule "eer": the validation EER threshold training uses (`eer_threshold`); "apcer": the
     lowest threshold with APCER <= target;
     "bpcer": the highest threshold with BPCER <= target.
     """

@@ -91,7 +91,7 @@ def test_built_checkpoint_is_calibrated_on_val_and_evaluates(tmp_path):
         scores = ScoredModel(model)(torch.stack([val[k]["image"] for k in range(len(val))]))[0]
     scores = scores.numpy()
     live = np.array([bool(val[k]["live"] > 0.5) for k in range(len(val))])
-    expected = metrics.margin_threshold(scores, metrics.eer(scores, live)[1])  # eer_threshold
+    expected = metrics.eer_threshold(scores, live)
     assert loaded["threshold"] == pytest.approx(expected, abs=1e-6)
     assert loaded["val"]["n"] == 8 and 0.0 <= loaded["val"]["auc"] <= 1.0
     result = evaluate_checkpoint(tmp_path / "ens.pt", view, "test", out_dir=tmp_path / "ev",

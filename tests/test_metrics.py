@@ -176,11 +176,20 @@ def test_summary_keys():
 
 
 def test_one_validation_threshold_whoever_asks():
-    """A saturated validation (every live above every attack): the EER holds over the whole gap;
-    training, `facepad ensemble` and `evaluate --rule eer` all take its midpoint, not the lowest
-    live score (where the first darker live face of a new person would be rejected)."""
+    """Training, `facepad ensemble` and `evaluate --rule eer` share one threshold. On a
+    validation split that separates the classes (EER 0 over the whole gap 0.3-0.6), it sits
+    where both classes are equally many standard deviations away, not at the lowest live score
+    (where the first darker live face of a new person would be rejected)."""
     scores = np.array([0.9, 0.7, 0.6, 0.3, 0.2, 0.1])
     live = np.array([True, True, True, False, False, False])
     assert M.eer(scores, live) == (0.0, 0.6)
-    assert M.eer_threshold(scores, live) == pytest.approx(0.45)
+    sd_a, sd_l = np.std([0.3, 0.2, 0.1]), np.std([0.9, 0.7, 0.6])
+    balanced = 0.2 + sd_a * (np.mean([0.9, 0.7, 0.6]) - 0.2) / (sd_a + sd_l)
+    assert M.eer_threshold(scores, live) == pytest.approx(balanced) and 0.3 < balanced < 0.6
     assert M.select_threshold(scores, live, "eer") == M.eer_threshold(scores, live)
+    # A tight attack cluster far below: kept inside the gap, just above the highest attack.
+    tight = np.array([0.9, 0.5, 0.3, 0.1001, 0.1, 0.0999])
+    assert 0.1001 < M.eer_threshold(tight, live) < 0.11
+    # Overlapping classes: the EER point with the margin, as before.
+    t = M.eer_threshold(SCORES, LIVE)
+    assert t == M.margin_threshold(np.array(SCORES), M.eer(SCORES, LIVE)[1])

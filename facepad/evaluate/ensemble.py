@@ -1,7 +1,7 @@
 """Build one calibrated checkpoint from several trained ones (`facepad ensemble`).
 
 The ensemble's score is not any member's, so it gets its own threshold: the validation EER on the
-split given, with the training loop's margin, exactly as `facepad train` calibrates a checkpoint.
+split given (`metrics.eer_threshold`), exactly as `facepad train` calibrates a checkpoint.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def register(subparsers) -> None:
         help="average checkpoints of one model (e.g. training seeds) into one calibrated one",
         description="Build one checkpoint whose model averages the outputs (logit, depth map) of "
         "several checkpoints of one kind, trained on the same prepared store and input size, and "
-        "calibrate its threshold at the EER of the val split (with the training loop's margin). "
+        "calibrate its threshold at the EER of the val split, as training does. "
         "evaluate, export, predict and serve take it like any checkpoint.",
         epilog="example: facepad ensemble runs/s0/depth_unet/best.pt runs/s1/depth_unet/best.pt "
         "runs/s2/depth_unet/best.pt --store stores/replay-all --out runs/depth_x3.pt",

@@ -225,7 +225,7 @@ def val_by_dataset(
 
 
 def val_metrics(scores: np.ndarray, is_live: np.ndarray) -> dict:
-    """ACER at the val EER threshold (with a margin), AUC, EER; NaN and no threshold when the
+    """ACER at the val EER threshold (`eer_threshold`), AUC, EER; NaN and no threshold when the
     split holds one class."""
     try:
         eer_value, threshold = eer(scores, is_live)[0], eer_threshold(scores, is_live)
