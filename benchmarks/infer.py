@@ -6,6 +6,9 @@ are nuaa-dev webcam JPEGs (640x480) read into memory first, so disk is not timed
 each stage. The machine is shared: run it more than once and quote medians.
 
     .venv/bin/python benchmarks/infer.py [--frames 150] [--input-size 128] [--models depth_unet]
+
+A model name ending in `_xN` (e.g. `depth_unet_x3`) times an ensemble of N such models
+(`facepad ensemble`), as one checkpoint and one exported graph.
 """
 
 from __future__ import annotations
@@ -59,7 +62,12 @@ def make_models(root: Path, names: list[str], input_size: int) -> dict[str, dict
     out = {}
     for name in names:
         torch.manual_seed(0)
-        model = create_model(name, **MODEL_KWARGS.get(name, {})).eval()
+        base, _, copies = name.partition("_x")
+        if copies:  # an ensemble of `copies` models of kind `base`
+            member = {"name": base, "kwargs": MODEL_KWARGS.get(base, {})}
+            model = create_model("ensemble", members=[member] * int(copies)).eval()
+        else:
+            model = create_model(name, **MODEL_KWARGS.get(name, {})).eval()
         ckpt = build_checkpoint(
             model,
             config={},
