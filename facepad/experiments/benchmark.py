@@ -26,7 +26,8 @@ so stores are never copied. Work goes under OUT: `splits/` (the split files), `t
 `train/<run>/ensemble/<model>.pt`, its evaluation `.../ensemble/<model>/`), then
 `results.csv`, `results.md` and `heatmap.png`. A rerun reuses finished trainings and evaluations
 and resumes a killed training; a changed store, split or config is refused (use a new OUT or
-`force`). The train and evaluate steps are injectable (`Steps`) so the orchestration can be tested.
+`force`). The train, evaluate and ensemble steps are injectable (`Steps`) so the orchestration can
+be tested.
 Tables and the heatmap: `facepad.experiments.benchmark_results`.
 """
 
