@@ -102,3 +102,18 @@ def write_store(
     }
     (root / "store.json").write_text(json.dumps(meta))
     return root
+
+
+def random_store_with_splits(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """A store of n random 64 px crops (16 px depth), live and spoof alternating, and a split file
+    making the first half val and the rest test: (store, split file)."""
+    from facepad.data.multistore import write_split_file
+
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(n)]
+    depths = [rng.random((16, 16)).astype(np.float32) for _ in range(n)]
+    store = write_store(tmp_path / "store", crops, depths, ["live", "spoof"] * (n // 2),
+                        ["train"] * n)  # fmt: skip
+    splits = write_split_file(tmp_path / "splits.csv",
+                              {i: "val" if i < n // 2 else "test" for i in range(n)})  # fmt: skip
+    return store, splits

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from _infer_helpers import INPUT_SIZE, astronaut, save_tiny_checkpoint
-from _prepare_helpers import write_store
+from _prepare_helpers import random_store_with_splits
 
 from facepad import metrics
 from facepad.config import load_config
@@ -66,20 +66,8 @@ def test_ensemble_is_not_a_model_to_train(tmp_path):
         build_model(config)
 
 
-def tiny_store(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 16
-    crops = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(n)]
-    depths = [rng.random((16, 16)).astype(np.float32) for _ in range(n)]
-    store = write_store(tmp_path / "store", crops, depths, ["live", "spoof"] * (n // 2),
-                        ["train"] * n)  # fmt: skip
-    splits = write_split_file(tmp_path / "splits.csv",
-                              {i: "val" if i < 8 else "test" for i in range(n)})  # fmt: skip
-    return store, splits
-
-
 def test_built_checkpoint_is_calibrated_on_val_and_evaluates(tmp_path):
-    store, splits = tiny_store(tmp_path)
+    store, splits = random_store_with_splits(tmp_path, 16)
     view = MultiStore([{"path": str(store), "name": "data", "splits": str(splits)}])
     paths = members(tmp_path, "fusion")
     ckpt = build_ensemble(paths, view, tmp_path / "ens.pt")
@@ -100,7 +88,7 @@ def test_built_checkpoint_is_calibrated_on_val_and_evaluates(tmp_path):
 
 
 def test_a_one_class_split_is_refused(tmp_path):
-    store, _ = tiny_store(tmp_path)
+    store, _ = random_store_with_splits(tmp_path, 16)
     one_class = write_split_file(tmp_path / "one.csv", {i: "val" if i % 2 == 0 else "test"
                                                         for i in range(16)})  # fmt: skip
     view = MultiStore([{"path": str(store), "name": "data", "splits": str(one_class)}])
@@ -110,7 +98,7 @@ def test_a_one_class_split_is_refused(tmp_path):
 
 
 def test_cli_then_export_and_predict(tmp_path):
-    store, splits = tiny_store(tmp_path)
+    store, splits = random_store_with_splits(tmp_path, 16)
     paths = [str(p) for p in members(tmp_path, "depth_unet", 2)]
     out = tmp_path / "ens.pt"
     run = subprocess.run(

@@ -12,24 +12,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from _infer_helpers import save_tiny_checkpoint
-from _prepare_helpers import write_store
+from _prepare_helpers import random_store_with_splits
 
 from facepad.data.dataset import StoreDataset
-from facepad.data.multistore import MultiStore, write_split_file
+from facepad.data.multistore import MultiStore
 from facepad.models import model_from_checkpoint, score_outputs
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fusion_weight.py"
 
 
 def tiny_run(tmp_path: Path) -> tuple[Path, Path, Path]:
-    rng = np.random.default_rng(0)
-    n = 12
-    crops = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(n)]
-    depths = [rng.random((16, 16)).astype(np.float32) for _ in range(n)]
-    store = write_store(tmp_path / "store", crops, depths, ["live", "spoof"] * (n // 2),
-                        ["train"] * n)  # fmt: skip
-    splits = write_split_file(tmp_path / "splits.csv",
-                              {i: "val" if i < 6 else "test" for i in range(n)})  # fmt: skip
+    store, splits = random_store_with_splits(tmp_path, 12)
     return store, splits, save_tiny_checkpoint(tmp_path / "fusion.pt", "fusion")
 
 
