@@ -205,10 +205,8 @@ def register(subparsers) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from facepad.data.multistore import MultiStore
     from facepad.evaluate.evaluate import evaluate_checkpoint
 
-    one = len(args.store) == 1 and "=" not in args.store[0]
     pipeline = None
     if args.end_to_end:
         # Experiments sit above evaluate and infer: evaluation gets the deployed pipeline here.
@@ -217,7 +215,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         pipeline = Predictor.from_checkpoint(args.checkpoint, "torch", largest_only=True)
     result = evaluate_checkpoint(
         args.checkpoint,
-        args.store[0] if one else MultiStore(args.store),
+        open_store_args(args.store),
         split=args.split,
         threshold=args.threshold,
         out_dir=args.out,
@@ -231,19 +229,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensemble(args: argparse.Namespace) -> int:
+def open_store_args(items: list[str], splits: str | None = None):
+    """`--store` values as `evaluate_checkpoint` and `build_ensemble` take them: one plain folder
+    as is, else one `MultiStore` (datasets named); `splits`, a split file, applies to one store."""
     from facepad.data.multistore import MultiStore
+
+    if splits:
+        if len(items) != 1:
+            raise ValueError("--splits applies to one --store; give one")
+        name, path = next(iter(parse_named(items).items()))
+        return MultiStore([{"path": path, "name": name, "splits": splits}])
+    return items[0] if len(items) == 1 and "=" not in items[0] else MultiStore(items)
+
+
+def _ensemble(args: argparse.Namespace) -> int:
     from facepad.evaluate.ensemble import build_ensemble
 
-    if args.splits:
-        if len(args.store) != 1:
-            raise ValueError("--splits applies to one --store; give one")
-        name, path = next(iter(parse_named(args.store).items()))
-        store = MultiStore([{"path": path, "name": name, "splits": args.splits}])
-    elif len(args.store) == 1 and "=" not in args.store[0]:
-        store = args.store[0]
-    else:
-        store = MultiStore(args.store)
+    store = open_store_args(args.store, args.splits)
     ckpt = build_ensemble(args.checkpoints, store, args.out, args.split, device=args.device)
     val = ckpt["val"]
     print(f"ensemble of {len(args.checkpoints)} {ckpt['model']['kwargs']['members'][0]['name']} "
