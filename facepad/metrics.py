@@ -188,15 +188,13 @@ def eer_threshold(scores: ArrayLike, is_live: ArrayLike) -> float:
     kept inside the gap: set by both classes' spread, not by the two extreme samples.
     """
     s, live = _as_arrays(scores, is_live)
-    point = margin_threshold(s, eer(s, live)[1])
-    low, high = s[~live].max(), s[live].min()
-    if low >= high:  # the classes overlap: the EER point is (nearly) unique
-        return point
-    spread = s[~live].std() + s[live].std()
-    if spread <= 0:
-        return point
-    mean_attack = s[~live].mean()
-    balanced = mean_attack + s[~live].std() * (s[live].mean() - mean_attack) / spread
+    _need_both(live, "a validation threshold")
+    attack, bona_fide = s[~live], s[live]
+    low, high = attack.max(), bona_fide.min()
+    spread = attack.std() + bona_fide.std()
+    if low >= high or spread <= 0:  # the classes overlap: the EER point is (nearly) unique
+        return margin_threshold(s, eer(s, live)[1])
+    balanced = attack.mean() + attack.std() * (bona_fide.mean() - attack.mean()) / spread
     return float(np.clip(balanced, low + 0.01 * (high - low), high))
 
 
