@@ -100,7 +100,7 @@ def test_a_one_class_split_is_refused(tmp_path):
 def test_cli_then_export_and_predict(tmp_path):
     store, splits = random_store_with_splits(tmp_path, 16)
     paths = [str(p) for p in members(tmp_path, "depth_unet", 2)]
-    out = tmp_path / "ens.pt"
+    out = tmp_path / "ensembles" / "ens.pt"  # a folder that does not exist yet
     run = subprocess.run(
         [sys.executable, "-m", "facepad", "ensemble", *paths, "--store", f"d={store}",
          "--splits", str(splits), "--out", str(out)],

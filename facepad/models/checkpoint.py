@@ -96,8 +96,10 @@ def build_checkpoint(
 
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
-    """torch.save to a temporary file, fsync, then rename: a kill never leaves half a file."""
+    """torch.save to a temporary file, fsync, then rename: a kill never leaves half a file.
+    The folder is created if missing (`facepad ensemble --out new/folder/x.pt`)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         torch.save(ckpt, f)
