@@ -100,7 +100,7 @@ def test_compare_command_prints_the_table_and_writes_json(tmp_path, capsys):
     is_live, subjects, chance, perfect = _toy()
     a = write_scores_csv(_rows(chance, is_live, subjects), tmp_path / "a.csv")
     b = write_scores_csv(_rows(perfect, is_live, subjects), tmp_path / "b.csv")
-    out_json = tmp_path / "cmp.json"
+    out_json = tmp_path / "reports" / "cmp.json"  # a folder that does not exist yet
     assert main(["compare", str(a), str(b), "--n-boot", "100", "--json", str(out_json)]) == 0
     printed = capsys.readouterr().out
     assert "| AUC |" in printed and "b better" in printed

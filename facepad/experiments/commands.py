@@ -263,6 +263,7 @@ def _compare(args: argparse.Namespace) -> int:
     result = compare_scores(args.scores_a, args.scores_b, n_boot=args.n_boot)
     print(compare_markdown(result), end="")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
