@@ -52,9 +52,33 @@ def test_members_must_be_one_kind_and_crop_alike(tmp_path):
              save_tiny_checkpoint(tmp_path / "b.pt", "fusion")]  # fmt: skip
     with pytest.raises(ValueError, match="one kind"):
         ensemble_of(mixed)
+    with pytest.raises(ValueError, match="binary_cnn and depth_unet"):
+        ensemble_of([save_tiny_checkpoint(tmp_path / "d.pt", "binary_cnn"), mixed[1]])
     other_crop = save_tiny_checkpoint(tmp_path / "c.pt", "depth_unet", crop_size=96)
     with pytest.raises(ValueError, match="c.pt crops faces"):
         ensemble_of([mixed[0], other_crop])
+
+
+def test_late_fusion_scores_the_two_arms_as_fusion_does(tmp_path):
+    """binary_cnn and depth_unet members: mean logit of the binaries, mean map of the depths,
+    scored 0.5 sigmoid + 0.5 mean depth; calibrated, exported and served like any ensemble."""
+    binaries, depths = members(tmp_path, "binary_cnn", 2), members(tmp_path, "depth_unet", 1)
+    store, splits = random_store_with_splits(tmp_path, 16)
+    view = MultiStore([{"path": str(store), "name": "data", "splits": str(splits)}])
+    build_ensemble([*binaries, *depths], view, tmp_path / "late.pt")
+    model, _ = model_from_checkpoint(tmp_path / "late.pt")
+    x = torch.rand(4, 3, INPUT_SIZE, INPUT_SIZE)
+    with torch.inference_mode():
+        got = model(x)
+        logit = torch.stack([model_from_checkpoint(p)[0](x)["logit"] for p in binaries]).mean(0)
+        depth = model_from_checkpoint(depths[0])[0](x)["depth"]
+        score = ScoredModel(model)(x)[0]
+    torch.testing.assert_close(got["logit"], logit)
+    torch.testing.assert_close(got["depth"], depth)
+    expected = 0.5 * torch.sigmoid(logit) + 0.5 * depth.flatten(1).mean(1)
+    torch.testing.assert_close(score, expected)
+    summary = export_onnx(tmp_path / "late.pt", tmp_path / "late.onnx")
+    assert summary["max_abs_diff_score"] < 1e-5 and summary["max_abs_diff_depth"] < 1e-5
 
 
 def test_ensemble_is_not_a_model_to_train(tmp_path):

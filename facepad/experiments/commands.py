@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 
@@ -73,13 +74,17 @@ def register(subparsers) -> None:
         "ensemble",
         help="average checkpoints of one model (e.g. training seeds) into one calibrated one",
         description="Build one checkpoint whose model averages the outputs (logit, depth map) of "
-        "several checkpoints of one kind, trained on the same prepared store and input size, and "
+        "several checkpoints of one kind, or of binary_cnn and depth_unet together (late fusion, "
+        "scored as the fusion model is), trained on the same prepared store and input size, and "
         "calibrate its threshold at the EER of the val split, as training does. "
         "evaluate, export, predict and serve take it like any checkpoint.",
         epilog="example: facepad ensemble runs/s0/depth_unet/best.pt runs/s1/depth_unet/best.pt "
         "runs/s2/depth_unet/best.pt --store stores/replay-all --out runs/depth_x3.pt",
     )
-    e.add_argument("checkpoints", nargs="+", help="two or more checkpoints of one model")
+    e.add_argument(
+        "checkpoints", nargs="+", help="two or more checkpoints of one model, or of binary_cnn "
+        "and depth_unet"
+    )  # fmt: skip
     e.add_argument(
         "--store",
         required=True,
@@ -248,9 +253,10 @@ def _ensemble(args: argparse.Namespace) -> int:
     store = open_store_args(args.store, args.splits)
     ckpt = build_ensemble(args.checkpoints, store, args.out, args.split, device=args.device)
     val = ckpt["val"]
-    print(f"ensemble of {len(args.checkpoints)} {ckpt['model']['kwargs']['members'][0]['name']} "
-          f"models -> {args.out}: threshold {ckpt['threshold']:.4f} at the {args.split} EER; "
-          f"{args.split} AUC {val['auc']:.4f}, EER {100 * val['eer']:.2f} %, "
+    kinds = Counter(m["name"] for m in ckpt["model"]["kwargs"]["members"])
+    members = " + ".join(f"{n} {name}" for name, n in kinds.items())
+    print(f"ensemble of {members} models -> {args.out}: threshold {ckpt['threshold']:.4f} at "
+          f"the {args.split} EER; {args.split} AUC {val['auc']:.4f}, EER {100 * val['eer']:.2f} %, "
           f"HTER {100 * val['hter']:.2f} % ({val['n']} samples)")  # fmt: skip
     return 0
 

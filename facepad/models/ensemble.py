@@ -1,9 +1,13 @@
-"""Several trained models of one kind as one model: their outputs averaged.
+"""Several trained models as one model: their outputs averaged.
 
 Models retrained with other seeds disagree most where they are unsure, on people they never saw;
 averaging them steadies the score there. The ensemble returns the same output dict as its members
 (mean logit, mean depth map), so `liveness_score`, evaluation, export and serving take it like any
 other model, and one checkpoint holds it (`facepad ensemble` builds and calibrates it).
+
+Members are seeds of one kind, or the paper's two arms together (late fusion): binary CNNs give
+the logit, depth U-Nets the map, and the ensemble is scored as the fusion model is, from two
+networks trained apart instead of one trained jointly.
 """
 
 from __future__ import annotations
@@ -17,18 +21,21 @@ from torch import nn
 from facepad.models.checkpoint import checkpoint_preprocess, model_from_checkpoint
 from facepad.models.registry import create_model
 
+LATE_FUSION = {"binary_cnn", "depth_unet"}  # the kinds that may mix: one logit, one depth map
+
 
 class Ensemble(nn.Module):
-    """Members of one registered kind (e.g. depth_unet seeds); forward averages their outputs."""
+    """Members of one registered kind (e.g. depth_unet seeds), or binary_cnn and depth_unet
+    members (late fusion); forward averages each output over the members that produce it."""
 
     def __init__(self, members: Sequence[dict]):
         super().__init__()
         members = [{"name": m["name"], "kwargs": dict(m.get("kwargs") or {})} for m in members]
         kinds = {m["name"] for m in members}
-        if len(members) < 2 or len(kinds) != 1 or "ensemble" in kinds:
+        if len(members) < 2 or "ensemble" in kinds or not (len(kinds) == 1 or kinds == LATE_FUSION):
             raise ValueError(
-                f"an ensemble needs two or more members of one kind of model, got {sorted(kinds)} "
-                f"x {len(members)}"
+                "an ensemble needs two or more members of one kind of model, or binary_cnn and "
+                f"depth_unet members together (late fusion); got {sorted(kinds)} x {len(members)}"
             )
         self.members = nn.ModuleList(create_model(m["name"], **m["kwargs"]) for m in members)
         weights = {float(getattr(m, "binary_weight", 0.5)) for m in self.members}
@@ -39,7 +46,8 @@ class Ensemble(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = [member(images) for member in self.members]
-        return {key: torch.stack([o[key] for o in outputs]).mean(dim=0) for key in outputs[0]}
+        keys = dict.fromkeys(key for o in outputs for key in o)  # first-seen order
+        return {k: torch.stack([o[k] for o in outputs if k in o]).mean(dim=0) for k in keys}
 
 
 def ensemble_of(checkpoints: Sequence[str | Path]) -> tuple[Ensemble, dict]:
