@@ -8,7 +8,8 @@ each stage. The machine is shared: run it more than once and quote medians.
     .venv/bin/python benchmarks/infer.py [--frames 150] [--input-size 128] [--models depth_unet]
 
 A model name ending in `_xN` (e.g. `depth_unet_x3`) times an ensemble of N such models
-(`facepad ensemble`), as one checkpoint and one exported graph.
+(`facepad ensemble`), as one checkpoint and one exported graph; `late_xN` times N binary CNNs
+and N depth U-Nets together (late fusion).
 """
 
 from __future__ import annotations
@@ -63,9 +64,10 @@ def make_models(root: Path, names: list[str], input_size: int) -> dict[str, dict
     for name in names:
         torch.manual_seed(0)
         base, _, copies = name.partition("_x")
-        if copies:  # an ensemble of `copies` models of kind `base`
-            member = {"name": base, "kwargs": MODEL_KWARGS.get(base, {})}
-            model = create_model("ensemble", members=[member] * int(copies)).eval()
+        if copies:  # an ensemble of `copies` models of kind `base` (late: of each arm)
+            kinds = ["binary_cnn", "depth_unet"] if base == "late" else [base]
+            members = [{"name": k, "kwargs": MODEL_KWARGS.get(k, {})} for k in kinds]
+            model = create_model("ensemble", members=members * int(copies)).eval()
         else:
             model = create_model(name, **MODEL_KWARGS.get(name, {})).eval()
         ckpt = build_checkpoint(
