@@ -61,7 +61,7 @@ def test_members_must_be_one_kind_and_crop_alike(tmp_path):
 
 def test_late_fusion_scores_the_two_arms_as_fusion_does(tmp_path):
     """binary_cnn and depth_unet members: mean logit of the binaries, mean map of the depths,
-    scored 0.5 sigmoid + 0.5 mean depth; calibrated, exported and served like any ensemble."""
+    scored 0.5 sigmoid + 0.5 mean depth; calibrated and exported like any ensemble."""
     binaries, depths = members(tmp_path, "binary_cnn", 2), members(tmp_path, "depth_unet", 1)
     store, splits = random_store_with_splits(tmp_path, 16)
     view = MultiStore([{"path": str(store), "name": "data", "splits": str(splits)}])

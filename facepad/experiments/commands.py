@@ -82,9 +82,10 @@ def register(subparsers) -> None:
         "runs/s2/depth_unet/best.pt --store stores/replay-all --out runs/depth_x3.pt",
     )
     e.add_argument(
-        "checkpoints", nargs="+", help="two or more checkpoints of one model, or of binary_cnn "
-        "and depth_unet"
-    )  # fmt: skip
+        "checkpoints",
+        nargs="+",
+        help="two or more checkpoints of one model, or of binary_cnn and depth_unet",
+    )
     e.add_argument(
         "--store",
         required=True,
