@@ -18,7 +18,7 @@ from facepad.experiments import benchmark as bm
 from facepad.experiments import benchmark_results
 from facepad.experiments.benchmark import Settings, Steps
 
-SEPARATION = {"binary_cnn": 0.2, "depth_unet": 0.35, "fusion": 0.4}
+SEPARATION = {"binary_cnn": 0.2, "depth_unet": 0.35, "fusion": 0.4, "late_fusion": 0.45}
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +237,45 @@ def test_training_seeds_each_cell_and_mean_std_over_seeds(stores, tmp_path):
                          steps=FakeSteps().steps())  # fmt: skip
 
 
+def test_late_fusion_averages_each_cells_two_arms(stores, tmp_path):
+    fake = FakeSteps()
+    models = ["binary_cnn", "depth_unet"]
+    settings = Settings(recipes=dict.fromkeys(bm.MODELS, recipe(tmp_path)), folds=2, n_boot=20,
+                        models=models, late_fusion=True)  # fmt: skip
+    out = tmp_path / "bench"
+    files = bm.benchmark(stores, "intra:B,kfold:C", out, settings, steps=fake.steps())
+    # One late fusion per run (B-carved, C folds 0 and 1), of that run's binary CNN and depth U-Net.
+    assert len(fake.ensembled) == 3
+    members, views, path = fake.ensembled[0]
+    assert members == [out / f"train/B-carved/{m}/best.pt" for m in models]
+    assert path == out / "train/B-carved/late_fusion.pt"
+    assert views[0]["splits"].endswith("B.carved.csv")
+    assert (out / "eval/intra/B__B/late_fusion/scores.csv").is_file()
+    assert (out / "eval/kfold2/C__C/pooled/late_fusion/report.json").is_file()
+    md = files["md"].read_text()
+    assert "depth_unet AUC | late_fusion HTER | late_fusion ACER | late_fusion AUC |" in md
+    with open(files["csv"], newline="") as f:
+        records = list(csv.DictReader(f))
+    assert {r["fold"] for r in records if r["model"] == "late_fusion"} >= {"", "pooled", "mean"}
+
+    seeds = Settings(**{**vars(settings), "train_seeds": [3, 7]})
+    fake = FakeSteps()
+    bm.benchmark(stores, "intra:B", tmp_path / "seeds", seeds, steps=fake.steps())
+    built = {path.relative_to(tmp_path / "seeds"): members for members, _, path in fake.ensembled}
+    run = Path("train/B-carved")
+    # per seed: that seed's two arms; ensemble: every seed's two arms
+    assert built[run / "seed3/late_fusion.pt"] == [
+        tmp_path / "seeds" / run / f"seed3/{m}/best.pt" for m in models
+    ]
+    assert len(built[run / "ensemble/late_fusion.pt"]) == 4
+    assert run / "ensemble/binary_cnn.pt" in built  # the seeds' own ensembles as before
+
+    with pytest.raises(ValueError, match="benchmark both"):
+        bm.benchmark(stores, "intra:B", tmp_path / "x",
+                     Settings(**{**vars(settings), "models": ["depth_unet", "fusion"]}),
+                     steps=FakeSteps().steps())  # fmt: skip
+
+
 def test_cli_parses_stores_and_recipes(stores, tmp_path, monkeypatch):
     from facepad.cli import main
     from facepad.experiments import commands
@@ -253,7 +292,9 @@ def test_cli_parses_stores_and_recipes(stores, tmp_path, monkeypatch):
     assert settings.models == ["binary_cnn", "fusion"] and settings.overrides == ["train.epochs=2"]
     assert settings.train_seeds == ()
     main(["benchmark", "--store", str(stores["B"]), "--out", str(tmp_path / "o"), "--seeds", "0,2"])
-    assert seen["args"][3].train_seeds == [0, 2]
+    assert seen["args"][3].train_seeds == [0, 2] and not seen["args"][3].late_fusion
+    main(["benchmark", "--store", str(stores["B"]), "--out", str(tmp_path / "o"), "--late-fusion"])
+    assert seen["args"][3].late_fusion
     with pytest.raises(SystemExit):
         main(["benchmark", "--store", str(stores["B"]), "--out", "o", "--seeds", "0,x"])
     with pytest.raises(ValueError, match="given twice"):
@@ -320,6 +361,33 @@ def test_real_trainings_differ_by_seed(tmp_path):
     for x, y, both in zip(*scores, ensemble, strict=True):
         low, high = sorted((float(x["score"]), float(y["score"])))
         assert low - 1e-6 <= float(both["score"]) <= high + 1e-6
+
+
+@pytest.mark.slow
+def test_real_late_fusion_is_the_mean_of_its_two_arms(tmp_path):
+    """A real binary CNN and depth U-Net of one cell, and their late fusion: each sample scored
+    0.5 x the binary CNN's score + 0.5 x the depth U-Net's."""
+    a = subject_store(tmp_path / "a", {f"a{i}": "train" if i < 4 else "val" for i in range(6)},
+                      name="set_a")  # fmt: skip
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text("model:\n  kwargs:\n    widths: [8, 16]\n")
+    settings = Settings(
+        models=["binary_cnn", "depth_unet"], recipes=dict.fromkeys(bm.MODELS, str(tiny)),
+        late_fusion=True,
+        overrides=["data.input_size=32", "data.depth_size=8", "data.batch_size=8",
+                   "train.epochs=1", "train.threads=1", "train.device=cpu",
+                   "train.warmup_epochs=0"],
+        n_boot=20, device="cpu",
+    )  # fmt: skip
+    out = tmp_path / "out"
+    bm.benchmark({"a": a}, "intra:a", out, settings)
+    binary, depth, late = (report.read_scores_csv(out / f"eval/intra/a__a/{m}/scores.csv")
+                           for m in ("binary_cnn", "depth_unet", "late_fusion"))  # fmt: skip
+    assert [r["idx"] for r in late] == [r["idx"] for r in binary] == [r["idx"] for r in depth]
+    for b, d, both in zip(binary, depth, late, strict=True):
+        assert float(both["score"]) == pytest.approx(
+            0.5 * float(b["score"]) + 0.5 * float(d["score"]), abs=2e-6
+        )
 
 
 def test_fold_stats_and_heatmap_layout():

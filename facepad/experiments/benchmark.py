@@ -17,13 +17,15 @@ Protocols (each cell: train, pick the threshold at the validation EER, apply it 
 With several training seeds (`train_seeds`), every cell is trained and tested once per seed (same
 splits) and reported per seed and as mean and std over seeds: how far retraining alone moves it;
 and the seeds' models are averaged into one (`facepad ensemble`, calibrated on the cell's
-validation split) and tested as well.
+validation split) and tested as well. With `late_fusion`, each cell's binary_cnn and depth_unet
+are also averaged into one model (per seed, and all seeds as one) and reported as `late_fusion`.
 
 Subsets of a store are given to training and evaluation as split files (`facepad.data.multistore`),
 so stores are never copied. Work goes under OUT: `splits/` (the split files), `train/<run>/<model>/`
 (run folders; `train/<run>/seed<S>/<model>/` per training seed), `eval/<protocol>/<cell>/<model>/`
 (scores.csv, report.json/md, figures; likewise `.../seed<S>/<model>/`; the ensemble's checkpoint
-`train/<run>/ensemble/<model>.pt`, its evaluation `.../ensemble/<model>/`), then
+`train/<run>/ensemble/<model>.pt`, its evaluation `.../ensemble/<model>/`; the late fusion's
+`train/<run>/[seed<S>/|ensemble/]late_fusion.pt`), then
 `results.csv`, `results.md` and `heatmap.png`. A rerun reuses finished trainings and evaluations
 and resumes a killed training; a changed store, split or config is refused (use a new OUT or
 `force`). The train, evaluate and ensemble steps are injectable (`Steps`) so the orchestration can
@@ -47,7 +49,7 @@ from facepad.data.multistore import read_split_file, write_split_file
 from facepad.data.split import choose_subjects
 from facepad.data.store import PreparedStore
 from facepad.evaluate import report
-from facepad.experiments.benchmark_results import ENSEMBLE, seed_folder, write_results
+from facepad.experiments.benchmark_results import ENSEMBLE, LATE_FUSION, seed_folder, write_results
 
 MODELS = ("binary_cnn", "depth_unet", "fusion")
 PROTOCOLS = ("intra", "cross", "lodo", "kfold")
@@ -70,6 +72,7 @@ class Settings:
     device: str = "auto"
     n_boot: int = 1000
     train_seeds: Sequence[int] = ()  # each cell trained once per seed; empty: the recipe's seed
+    late_fusion: bool = False  # also each cell's binary_cnn + depth_unet averaged (LATE_FUSION)
 
 
 @dataclass
@@ -386,6 +389,11 @@ def benchmark(
     if settings.cross_test not in CROSS_TEST:
         raise ValueError(f"cross_test {settings.cross_test!r}: choose all or test")
     _check_seeds(settings)
+    if settings.late_fusion and not {"binary_cnn", "depth_unet"} <= set(settings.models):
+        raise ValueError(
+            "late fusion averages each cell's binary_cnn and depth_unet: benchmark both "
+            "(--models binary_cnn,depth_unet[,fusion])"
+        )
     out = Path(out_dir)
     if force:
         for sub in ("splits", "train", "eval", "benchmark.json"):
@@ -415,20 +423,25 @@ def benchmark(
               + (f" (fold {cell.fold})" if cell.fold is not None else ""), flush=True)  # fmt: skip
         train_views = [_write_view(v, opened[v.store], out / "splits") for v in cell.run.views]
         test_views = [_write_view(cell.test_view, opened[cell.test_view.store], out / "splits")]
+        trained: dict[str, list[Path]] = {}  # model -> its checkpoint per training seed
         for model in settings.models:
-            trained = []
+            trained[model] = []
             for seed in settings.train_seeds or [None]:
                 started = time.perf_counter()
                 outcome, checkpoint = _train_and_test(cell, model, seed, recipes[model],
                                                       train_views, test_views, out, settings,
                                                       steps)  # fmt: skip
                 outcomes.append(outcome)
-                trained.append(checkpoint)
+                trained[model].append(checkpoint)
                 key = f"{cell.folder}/{seed_folder(seed)}{model}"
                 seconds[key] = round(time.perf_counter() - started, 1)
-            if len(trained) > 1:
-                outcomes.append(_ensemble_and_test(cell, model, trained, train_views, test_views,
-                                                   out, settings, steps))  # fmt: skip
+            if len(trained[model]) > 1:
+                outcomes.append(_averaged_and_test(cell, model, trained[model], ENSEMBLE,
+                                                   train_views, test_views, out, settings,
+                                                   steps))  # fmt: skip
+        if settings.late_fusion:
+            outcomes += _late_fusion_and_test(cell, trained, train_views, test_views, out,
+                                              settings, steps)  # fmt: skip
     files = write_results(outcomes, out, settings)
     (out / "timings.json").write_text(json.dumps(seconds, indent=2) + "\n")
     print((out / "results.md").read_text())
@@ -450,22 +463,42 @@ def _train_and_test(
     return Outcome(cell, model, rows, rep, seed), checkpoint
 
 
-def _ensemble_and_test(
-    cell: Cell, model: str, checkpoints: list[Path], train_views: list[dict],
-    test_views: list[dict], out: Path, settings: Settings, steps: Steps,
+def _late_fusion_and_test(
+    cell: Cell, trained: dict[str, list[Path]], train_views: list[dict], test_views: list[dict],
+    out: Path, settings: Settings, steps: Steps,
+) -> list[Outcome]:  # fmt: skip
+    """The cell's binary CNN and depth U-Net averaged into one model, per training seed, and with
+    several seeds all of them as one (its ENSEMBLE row)."""
+    pairs = list(zip(trained["binary_cnn"], trained["depth_unet"], strict=True))
+    seeds = list(settings.train_seeds) or [None]
+    outcomes = [_averaged_and_test(cell, LATE_FUSION, list(pair), seed, train_views, test_views,
+                                   out, settings, steps)
+                for seed, pair in zip(seeds, pairs, strict=True)]  # fmt: skip
+    if len(pairs) > 1:
+        members = [c for pair in pairs for c in pair]
+        outcomes.append(_averaged_and_test(cell, LATE_FUSION, members, ENSEMBLE, train_views,
+                                           test_views, out, settings, steps))  # fmt: skip
+    return outcomes
+
+
+def _averaged_and_test(
+    cell: Cell, model: str, checkpoints: list[Path], seed: int | str | None,
+    train_views: list[dict], test_views: list[dict], out: Path, settings: Settings, steps: Steps,
 ) -> Outcome:  # fmt: skip
-    """The seeds' models of one cell averaged into one (rebuilt when a member is newer), tested."""
-    path = out / "train" / cell.run.name / ENSEMBLE / f"{model}.pt"
+    """Checkpoints of one cell averaged into one model (`facepad ensemble`, calibrated on the
+    cell's validation; rebuilt when a member is newer), tested. `model` names the row: the seeds'
+    ensemble of a model (seed ENSEMBLE), or the late fusion."""
+    path = out / "train" / cell.run.name / f"{seed_folder(seed)}{model}.pt"
     newest = max(Path(c).stat().st_mtime for c in checkpoints)
     if path.is_file() and path.stat().st_mtime >= newest:
         print(f"  {model}: reusing {path}")
     else:
-        print(f"  {model}: ensemble of {len(checkpoints)} seeds -> {path}")
+        print(f"  {model}: {len(checkpoints)} models averaged -> {path}")
         path = Path(steps.ensemble(checkpoints, train_views, path))
-    eval_dir = out / "eval" / cell.folder / ENSEMBLE / model
+    eval_dir = out / "eval" / cell.folder / f"{seed_folder(seed)}{model}"
     rows, rep = _evaluated(path, path, test_views, eval_dir, model, settings, steps,
                            figures=cell.fold is None)  # fmt: skip
-    return Outcome(cell, model, rows, rep, ENSEMBLE)
+    return Outcome(cell, model, rows, rep, seed)
 
 
 def _check_seeds(settings: Settings) -> None:

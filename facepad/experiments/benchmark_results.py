@@ -25,6 +25,12 @@ FIGURES = (*METRICS, "hter_ci_low", "hter_ci_high")  # what figures_of returns
 
 
 ENSEMBLE = "ensemble"  # the `seed` of an outcome scored by the ensemble of every seed's model
+LATE_FUSION = "late_fusion"  # the model of a cell's binary_cnn and depth_unet averaged into one
+
+
+def reported_models(settings: Settings) -> list[str]:
+    """The tables' model columns: the models trained, then the late fusion when asked for."""
+    return [*settings.models, *([LATE_FUSION] if settings.late_fusion else [])]
 
 
 def seed_folder(seed: int | str | None) -> str:
@@ -82,7 +88,7 @@ def write_results(outcomes: list[Outcome], out: Path, settings: Settings) -> dic
     records = [_record(o.cell.protocol, o.cell.train, o.cell.test, o.cell.fold, o.model,
                        figures_of(o.report), o.report, o.seed) for o in outcomes]  # fmt: skip
     for (protocol, dataset, seed), group in _kfold_groups(outcomes).items():
-        for model in settings.models:
+        for model in reported_models(settings):
             folds = [o for o in group if o.model == model]
             if not folds:
                 continue
@@ -100,7 +106,7 @@ def write_results(outcomes: list[Outcome], out: Path, settings: Settings) -> dic
     files = {"csv": _write_csv(records, out / "results.csv")}
     files["md"] = out / "results.md"
     files["md"].write_text(results_markdown(records, settings))
-    heat = heatmap_values(records, settings.models)
+    heat = heatmap_values(records, reported_models(settings))
     if heat:
         from facepad.evaluate.plots import plot_heatmaps
 
@@ -203,12 +209,16 @@ def results_markdown(records: list[dict], settings: Settings) -> str:
     if ensembles:
         lines += ["", "Ensemble rows: one model averaging the seeds' models (`facepad ensemble`), "
                   "its threshold at its own validation EER."]  # fmt: skip
+    if settings.late_fusion:
+        lines += ["", "late_fusion: the cell's binary_cnn and depth_unet averaged into one model "
+                  "(`facepad ensemble`; scored 0.5 sigmoid + 0.5 mean depth), its threshold at its "
+                  "own validation EER; its ensemble row averages every seed's two."]  # fmt: skip
     shown = "mean" if seeds else ""
     kinds = [(shown, "")]  # (records' seed, its label in the "seeds" column)
     if ensembles:
         n = len(seeds)
         kinds = [("mean", f"mean ± std ({n} seeds)"), (ENSEMBLE, f"ensemble ({n} seeds)")]
-    models = list(settings.models)
+    models = reported_models(settings)
     figures = [f"{m} {k}" for m in models for k in ("HTER", "ACER", "AUC")]
     protocols = list(dict.fromkeys(r["protocol"] for r in records))
     for protocol in protocols:

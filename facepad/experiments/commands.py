@@ -203,6 +203,12 @@ def register(subparsers) -> None:
         help="training seeds: train and test every cell once per seed (same splits) and report "
         "mean ± std over seeds (default: the recipe's seed, once)",
     )
+    b.add_argument(
+        "--late-fusion",
+        action="store_true",
+        help="also average each cell's binary_cnn and depth_unet into one model (`facepad "
+        "ensemble`; per seed, and all seeds as one) and report it as the model late_fusion",
+    )
     b.add_argument("--device", default="auto", help="evaluation device: auto, cpu or cuda")
     b.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
     b.add_argument("--force", action="store_true", help="redo every training and evaluation")
@@ -352,6 +358,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         device=args.device,
         n_boot=args.n_boot,
         train_seeds=args.seeds,
+        late_fusion=args.late_fusion,
     )
     start = time.perf_counter()
     files = benchmark(parse_named(args.store), args.protocols, args.out, settings, args.force)
