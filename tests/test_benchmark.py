@@ -335,20 +335,26 @@ def test_real_training_end_to_end(tmp_path):
     assert pooled["n_samples"] == "16"  # b's 4 subjects outside its test split (b2, b5) x 4
 
 
-@pytest.mark.slow
-def test_real_trainings_differ_by_seed(tmp_path):
-    """Two real trainings of one cell with --seeds 0,1: different weights, so different scores."""
+def tiny_real_cell(tmp_path, models: list[str], **settings) -> tuple[Path, Settings]:
+    """One small store (4 train, 2 val subjects) and settings for real 1-epoch trainings of
+    `models` at 32 px with 8-16 channels."""
     a = subject_store(tmp_path / "a", {f"a{i}": "train" if i < 4 else "val" for i in range(6)},
                       name="set_a")  # fmt: skip
-    binary = tmp_path / "binary.yaml"
-    binary.write_text("model:\n  kwargs:\n    widths: [8, 16]\n")
-    settings = Settings(
-        models=["binary_cnn"], recipes={"binary_cnn": str(binary)}, train_seeds=[0, 1],
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text("model:\n  kwargs:\n    widths: [8, 16]\n")
+    return a, Settings(
+        models=models, recipes=dict.fromkeys(models, str(tiny)),
         overrides=["data.input_size=32", "data.depth_size=8", "data.batch_size=8",
                    "train.epochs=1", "train.threads=1", "train.device=cpu",
                    "train.warmup_epochs=0"],
-        n_boot=20, device="cpu",
+        n_boot=20, device="cpu", **settings,
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_real_trainings_differ_by_seed(tmp_path):
+    """Two real trainings of one cell with --seeds 0,1: different weights, so different scores."""
+    a, settings = tiny_real_cell(tmp_path, ["binary_cnn"], train_seeds=[0, 1])
     out = tmp_path / "out"
     bm.benchmark({"a": a}, "intra:a", out, settings)
     scores = [report.read_scores_csv(out / f"eval/intra/a__a/seed{s}/binary_cnn/scores.csv")
@@ -367,18 +373,7 @@ def test_real_trainings_differ_by_seed(tmp_path):
 def test_real_late_fusion_is_the_mean_of_its_two_arms(tmp_path):
     """A real binary CNN and depth U-Net of one cell, and their late fusion: each sample scored
     0.5 x the binary CNN's score + 0.5 x the depth U-Net's."""
-    a = subject_store(tmp_path / "a", {f"a{i}": "train" if i < 4 else "val" for i in range(6)},
-                      name="set_a")  # fmt: skip
-    tiny = tmp_path / "tiny.yaml"
-    tiny.write_text("model:\n  kwargs:\n    widths: [8, 16]\n")
-    settings = Settings(
-        models=["binary_cnn", "depth_unet"], recipes=dict.fromkeys(bm.MODELS, str(tiny)),
-        late_fusion=True,
-        overrides=["data.input_size=32", "data.depth_size=8", "data.batch_size=8",
-                   "train.epochs=1", "train.threads=1", "train.device=cpu",
-                   "train.warmup_epochs=0"],
-        n_boot=20, device="cpu",
-    )  # fmt: skip
+    a, settings = tiny_real_cell(tmp_path, ["binary_cnn", "depth_unet"], late_fusion=True)
     out = tmp_path / "out"
     bm.benchmark({"a": a}, "intra:a", out, settings)
     binary, depth, late = (report.read_scores_csv(out / f"eval/intra/a__a/{m}/scores.csv")

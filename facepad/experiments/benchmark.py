@@ -309,8 +309,7 @@ def default_ensemble(checkpoints: list[Path], views: list[dict], out: Path) -> P
     from facepad.data.multistore import MultiStore
     from facepad.evaluate.ensemble import build_ensemble
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    build_ensemble(checkpoints, MultiStore(views), out)
+    build_ensemble(checkpoints, MultiStore(views), out)  # save_checkpoint makes the folder
     return out
 
 
