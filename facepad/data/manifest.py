@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from facepad.data.images import ImageError
@@ -60,128 +61,191 @@ def read_manifest(
         raise FileNotFoundError(
             f"manifest {csv_path} not found; write a CSV with header {EXPECTED_HEADER}"
         )
-    base = csv_path.parent
-    samples: list[Sample] = []
-    skipped: list[SkippedInput] = []
-    counts = {"rows": 0, "missing_image": 0, "duplicate_rows": 0, "live_attack_type_ignored": 0}
-    seen: set[str] = set()
-
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-        if missing:
-            raise ValueError(
-                f"{csv_path}: missing column(s) {', '.join(missing)} (found: "
-                f"{', '.join(columns) or 'no header'}); expected header {EXPECTED_HEADER}"
-            )
-        reader.fieldnames = columns
-        has_subject = "subject" in columns
-        has_split = "split" in columns and use_split_column
-        has_video = "video" in columns
-        extra = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-
-        for row in reader:
-            line = reader.line_num
-            if None in row:
-                raise ValueError(
-                    f"{csv_path} line {line}: more fields than the header's {len(columns)}; "
-                    "quote paths that contain commas"
-                )
-            rel = (row.get("path") or "").strip()
-            if not rel and not any((v or "").strip() for v in row.values()):
-                continue  # blank line
-            counts["rows"] += 1
-            where = f"{csv_path} line {line}"
-            if not rel:
-                raise ValueError(f"{where}: empty path; every row needs an image path")
-            label = (row.get("label") or "").strip().lower()
-            if label not in LABELS:
-                raise ValueError(
-                    f"{where}: label {row.get('label')!r} for {rel}; label must be live or spoof"
-                )
-            path = str((base / rel).absolute())
-            if path in seen:
-                skipped.append(SkippedInput(path=path, reason=f"duplicate row ({where})"))
-                counts["duplicate_rows"] += 1
-                continue
-            seen.add(path)
-            attack = (row.get("attack_type") or "").strip()
-            if label == "live":
-                if attack.lower() not in _NO_ATTACK:
-                    counts["live_attack_type_ignored"] += 1
-                attack = "live"
-            elif attack.lower() in _NO_ATTACK:
-                attack = "spoof"  # an attack of unnamed type
-            split = "train"
-            if has_split:
-                split = (row.get("split") or "").strip().lower()
-                if split not in SPLITS:
-                    raise ValueError(
-                        f"{where}: split {row.get('split')!r}; split must be one of "
-                        f"{', '.join(SPLITS)} (or drop the column to split by subject)"
-                    )
-            subject = (row.get("subject") or "").strip() if has_subject else ""
-            if has_subject and not subject:
-                raise ValueError(f"{where}: empty subject for {rel}; fill it or drop the column")
-            if not Path(path).is_file():
-                skipped.append(SkippedInput(path=path, reason="image file missing"))
-                counts["missing_image"] += 1
-                continue
-            attributes = {c: (row.get(c) or "").strip() for c in extra}
-            video = attributes.get("video", "") if has_video else ""
-            if is_video(path) and not video:
-                attributes["video"] = video = rel
-            sample = Sample(path, label, attack, subject or video or rel, split, None, attributes)
-            if is_video(path):
-                frames = _video_frames(sample, frames_per_video, where, rel, counts)
-                if isinstance(frames, SkippedInput):
-                    skipped.append(frames)
-                    continue
-                samples += frames
-            else:
-                samples.append(sample)
-
-    if counts["rows"] == 0:
+    rows = _read_rows(csv_path, frames_per_video, use_split_column)
+    samples = rows.result.samples
+    if rows.result.counts["rows"] == 0:
         raise ValueError(f"{csv_path} has a header but no rows; add one row per image")
-    if not has_subject:
+    if not rows.columns.has_subject:
         unit = "video" if any("video" in s.attributes for s in samples) else "image"
         warnings.warn(
             f"{csv_path} has no subject column: every {unit} is treated as its own subject, so "
             "frames of one person can land in both train and test; add a subject column",
             stacklevel=2,
         )
-
-    if has_split and not allow_subject_overlap:
-        check_subject_overlap(samples, csv_path)
-    if has_split and test_subjects is not None:
-        warnings.warn(f"{csv_path} has a split column: test_subjects is ignored", stacklevel=2)
-    if not has_split:
+    if rows.columns.has_split:
+        if not allow_subject_overlap:
+            check_subject_overlap(samples, csv_path)
         if test_subjects is not None:
-            wanted = {str(s) for s in test_subjects}
-            present = {s.subject for s in samples}
-            unknown = sorted(wanted - present)
-            if unknown:
-                raise ValueError(
-                    f"{csv_path}: test_subjects {', '.join(unknown)} are not in the manifest "
-                    f"(subjects present: {', '.join(sorted(present)[:20])}"
-                    f"{' ...' if len(present) > 20 else ''})"
-                )
-        else:
-            wanted = choose_subjects((s.subject for s in samples), test_fraction, seed)
-        for sample in samples:
-            if sample.subject in wanted:
-                sample.split = "test"
+            warnings.warn(f"{csv_path} has a split column: test_subjects is ignored", stacklevel=2)
+    else:
+        _split_off_test(samples, csv_path, test_subjects, test_fraction, seed)
     if not any(s.split == "val" for s in samples):
         # a different stream from the test choice, so val is not the test subjects' neighbours
         split_by_subject(samples, val_fraction, seed + 1)
-
+    counts = rows.result.counts
     counts.update(split_counts(samples))
     counts["samples"] = len(samples)
-    counts["skipped"] = len(skipped)
+    counts["skipped"] = len(rows.result.skipped)
     counts["live"] = sum(s.is_live for s in samples)
     counts["spoof"] = len(samples) - counts["live"]
-    return ReadResult(samples=samples, skipped=skipped, counts=counts)
+    return rows.result
+
+
+@dataclass
+class _Columns:
+    """What a manifest's header offers: which optional columns are used, and the extra ones."""
+
+    has_subject: bool
+    has_split: bool
+    has_video: bool
+    extra: list[str]
+
+
+@dataclass
+class _Rows:
+    columns: _Columns
+    result: ReadResult
+
+
+def _read_rows(csv_path: Path, frames_per_video: int | None, use_split_column: bool) -> _Rows:
+    """Every row of the CSV as samples (all in `train` unless a split column is used), the rows
+    left out with their reasons, and counts of defects; malformed rows raise, naming the line."""
+    result = ReadResult(
+        samples=[],
+        counts={"rows": 0, "missing_image": 0, "duplicate_rows": 0, "live_attack_type_ignored": 0},
+    )
+    seen: set[str] = set()
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = _header_columns(reader, csv_path, use_split_column)
+        for row in reader:
+            where = f"{csv_path} line {reader.line_num}"
+            if None in row:
+                raise ValueError(
+                    f"{where}: more fields than the header's {len(reader.fieldnames)}; "
+                    "quote paths that contain commas"
+                )
+            rel = (row.get("path") or "").strip()
+            if not rel and not any((v or "").strip() for v in row.values()):
+                continue  # blank line
+            result.counts["rows"] += 1
+            sample = _row_sample(row, rel, csv_path.parent, columns, where, result.counts, seen)
+            _add_row(sample, frames_per_video, where, rel, result)
+    return _Rows(columns, result)
+
+
+def _header_columns(reader: csv.DictReader, csv_path: Path, use_split_column: bool) -> _Columns:
+    """Check the header has the required columns (stripped of spaces) and say what it offers."""
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(
+            f"{csv_path}: missing column(s) {', '.join(missing)} (found: "
+            f"{', '.join(columns) or 'no header'}); expected header {EXPECTED_HEADER}"
+        )
+    reader.fieldnames = columns
+    return _Columns(
+        has_subject="subject" in columns,
+        has_split="split" in columns and use_split_column,
+        has_video="video" in columns,
+        extra=[c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS],
+    )
+
+
+def _row_sample(
+    row: dict, rel: str, base: Path, columns: _Columns, where: str, counts: dict, seen: set[str]
+) -> Sample | SkippedInput:
+    """One row as a Sample (a video row still whole), or why it is skipped (a duplicate of an
+    earlier row, or its file missing), counted in `counts`."""
+    if not rel:
+        raise ValueError(f"{where}: empty path; every row needs an image path")
+    label = (row.get("label") or "").strip().lower()
+    if label not in LABELS:
+        raise ValueError(
+            f"{where}: label {row.get('label')!r} for {rel}; label must be live or spoof"
+        )
+    path = str((base / rel).absolute())
+    if path in seen:
+        counts["duplicate_rows"] += 1
+        return SkippedInput(path=path, reason=f"duplicate row ({where})")
+    seen.add(path)
+    attack = _attack_type(row, label, counts)
+    split = _split_value(row, where) if columns.has_split else "train"
+    subject = (row.get("subject") or "").strip() if columns.has_subject else ""
+    if columns.has_subject and not subject:
+        raise ValueError(f"{where}: empty subject for {rel}; fill it or drop the column")
+    if not Path(path).is_file():
+        counts["missing_image"] += 1
+        return SkippedInput(path=path, reason="image file missing")
+    attributes = {c: (row.get(c) or "").strip() for c in columns.extra}
+    video = attributes.get("video", "") if columns.has_video else ""
+    if is_video(path) and not video:
+        attributes["video"] = video = rel
+    return Sample(path, label, attack, subject or video or rel, split, None, attributes)
+
+
+def _attack_type(row: dict, label: str, counts: dict) -> str:
+    """`live` for every live row (counting those that named an attack), `spoof` for an attack
+    of unnamed type, else the row's attack type."""
+    attack = (row.get("attack_type") or "").strip()
+    if label == "live":
+        if attack.lower() not in _NO_ATTACK:
+            counts["live_attack_type_ignored"] += 1
+        return "live"
+    return "spoof" if attack.lower() in _NO_ATTACK else attack
+
+
+def _split_value(row: dict, where: str) -> str:
+    split = (row.get("split") or "").strip().lower()
+    if split not in SPLITS:
+        raise ValueError(
+            f"{where}: split {row.get('split')!r}; split must be one of "
+            f"{', '.join(SPLITS)} (or drop the column to split by subject)"
+        )
+    return split
+
+
+def _add_row(
+    sample: Sample | SkippedInput,
+    frames_per_video: int | None,
+    where: str,
+    rel: str,
+    result: ReadResult,
+) -> None:
+    """Add a row's sample (a video row's frames) to the result, or record why it was skipped."""
+    if isinstance(sample, Sample) and is_video(sample.path):
+        sample = _video_frames(sample, frames_per_video, where, rel, result.counts)
+    if isinstance(sample, SkippedInput):
+        result.skipped.append(sample)
+    elif isinstance(sample, list):
+        result.samples += sample
+    else:
+        result.samples.append(sample)
+
+
+def _split_off_test(
+    samples: list[Sample],
+    csv_path: Path,
+    test_subjects: Iterable[str] | None,
+    test_fraction: float,
+    seed: int,
+) -> None:
+    """Move the named test subjects (else a seeded fraction of the subjects) to `test`."""
+    if test_subjects is not None:
+        wanted = {str(s) for s in test_subjects}
+        present = {s.subject for s in samples}
+        unknown = sorted(wanted - present)
+        if unknown:
+            raise ValueError(
+                f"{csv_path}: test_subjects {', '.join(unknown)} are not in the manifest "
+                f"(subjects present: {', '.join(sorted(present)[:20])}"
+                f"{' ...' if len(present) > 20 else ''})"
+            )
+    else:
+        wanted = choose_subjects((s.subject for s in samples), test_fraction, seed)
+    for sample in samples:
+        if sample.subject in wanted:
+            sample.split = "test"
 
 
 def check_subject_overlap(samples: list[Sample], source: str | Path) -> None:
