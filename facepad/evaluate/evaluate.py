@@ -318,27 +318,34 @@ def evaluate_checkpoint(
             e2e_rows, out_dir / "end_to_end_scores.csv"
         )
     files["report_json"], files["report_md"] = report.write_report(rep, out_dir)
-    positions = {int(i): p for p, i in enumerate(prepared.indices(split))}
+    if figures:
+        files.update(write_figures(rows, threshold, out_dir, name))
+        files["depth_examples"] = _write_depth_examples(
+            scored, dataset, rows, threshold, out_dir, f"{name} ({split})", n_examples, device
+        )
+    return Evaluation(rows, rep, threshold, out_dir, files)
 
-    if not figures:
-        return Evaluation(rows, rep, threshold, out_dir, files)
-    files.update(write_figures(rows, threshold, out_dir, name))
+
+def _write_depth_examples(
+    scored, dataset, rows: list[dict], threshold: float, out_dir: Path, title: str, n: int, device
+) -> Path:
+    """A grid of a few samples, live and attacks, right and wrong (errors always shown), above
+    their predicted depth maps (depth models): what the model reacts to. Row k is the dataset's
+    item k (`score_dataset` reads it in order)."""
+    scores = np.array([r["score"] for r in rows])
     is_live = np.array([r["label"] == "live" for r in rows])
-    picks = plots.pick_depth_examples(scores, is_live, threshold, n=n_examples)
-    images, maps, pick_scores = depth_examples(
-        scored, dataset, [positions[int(idx[k])] for k in picks], device
-    )
-    files["depth_examples"] = plots.plot_depth_grid(
+    picks = plots.pick_depth_examples(scores, is_live, threshold, n=n)
+    images, maps, pick_scores = depth_examples(scored, dataset, [int(k) for k in picks], device)
+    has_maps = any(m is not None for m in maps)
+    return plots.plot_depth_grid(
         images,
         maps,
         pick_scores,
         is_live[picks],
         threshold,
         out_dir / "depth_examples.png",
-        title=f"{name} ({split}): inputs"
-        + (" above predicted depth maps" if any(m is not None for m in maps) else ""),
+        title=f"{title}: inputs" + (" above predicted depth maps" if has_maps else ""),
     )
-    return Evaluation(rows, rep, threshold, out_dir, files)
 
 
 def parse_rule(rule: str) -> tuple[str, float | None]:
