@@ -213,17 +213,15 @@ def reproduce(
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     store = Path(store_dir) if store_dir else out_dir / "store"
-    seconds: dict[str, float] = {}
     n_steps = 2 + 2 * len(models)
-    k = 0
+    step = iter(f"[{k}/{n_steps}]" for k in range(1, n_steps + 1))
 
     # 1. data
-    k += 1
     if recipe is not None:
         recipes = {m: recipe_path(recipe) for m in models}
     else:  # fail early if missing
         recipes = {m: steps.recipe(m, source, config_set) for m in models}
-    t0 = _step(f"[{k}/{n_steps}] prepare {source.kind} {source.path} -> {store}")
+    t0 = _step(f"{next(step)} prepare {source.kind} {source.path} -> {store}")
     if force and store_dir is None:
         for folder in (store, out_dir / "demo_data"):
             if folder.exists():
@@ -236,64 +234,22 @@ def reproduce(
             settings["max_failed_fraction"] = max_failed_fraction
         print(f"  store settings: {settings}")
         steps.prepare(source, store, out_dir, settings)
-    seconds["prepare"] = time.perf_counter() - t0
+    seconds = {"prepare": time.perf_counter() - t0}
 
     # 2. train and 3. evaluate, per model
     evaluations: dict[str, tuple[list[dict], dict]] = {}
     (out_dir / "configs").mkdir(exist_ok=True)
     for model in models:
-        run_root = out_dir / "runs"
-        marker = run_root / model / "reproduce_done.json"
-        k += 1
-        t0 = _step(f"[{k}/{n_steps}] train {model} with {recipes[model]}")
-        if force and (run_root / model).exists():
-            shutil.rmtree(run_root / model)
-        if marker.is_file():
-            ckpt = Path(json.loads(marker.read_text())["checkpoint"])
-            print(f"  reusing trained {ckpt} (--force to retrain)")
-        else:
-            run_overrides = [
-                f"data.store={store}",
-                f"model.name={model}",
-                f"out_dir={run_root}",
-                f"run_name={model}",
-                *overrides,
-            ]
-            ckpt = Path(steps.train(recipes[model], run_overrides))
-            (run_root / model).mkdir(parents=True, exist_ok=True)
-            _done(marker, {"checkpoint": str(ckpt), "recipe": str(recipes[model])})
+        t0 = _step(f"{next(step)} train {model} with {recipes[model]}")
+        ckpt, marker = _train_model(steps, model, recipes[model], store, out_dir, overrides, force)
         seconds[f"train_{model}"] = time.perf_counter() - t0
-        for name in ("config.yaml",):
-            if (run_root / model / name).is_file():
-                shutil.copy(run_root / model / name, out_dir / "configs" / f"{model}.yaml")
-        shutil.copy(recipes[model], out_dir / "configs" / f"{model}.recipe.yaml")
-
-        k += 1
-        t0 = _step(f"[{k}/{n_steps}] evaluate {model} on test (threshold from validation)")
-        eval_dir = out_dir / model
-        fresh = eval_dir / "report.json"
-        if fresh.is_file() and not force and fresh.stat().st_mtime >= marker.stat().st_mtime:
-            print(f"  reusing {fresh} (--force to redo)")
-            rep = json.loads(fresh.read_text())
-            rows = report.read_scores_csv(eval_dir / "scores.csv")
-        else:
-            evaluation = steps.evaluate(ckpt, store, eval_dir, model)
-            rep, rows = evaluation.report, evaluation.rows
-        evaluations[model] = (rows, rep)
+        t0 = _step(f"{next(step)} evaluate {model} on test (threshold from validation)")
+        evaluations[model] = _evaluate_model(steps, model, ckpt, marker, store, out_dir, force)
         seconds[f"evaluate_{model}"] = time.perf_counter() - t0
 
     # 4. Table I and figures
-    k += 1
-    _step(f"[{k}/{n_steps}] Table I and figures -> {out_dir}")
-    table = {
-        m: {key: _nan(rep["overall"][key]) for key, _ in TABLE_COLUMNS}
-        | {"threshold": float(rep["threshold"]), "n_subjects": int(rep.get("n_subjects", 0))}
-        | {
-            f"acer_ci_{end}": _nan((rep.get("ci95") or {}).get("acer", [None, None])[k])
-            for k, end in enumerate(("low", "high"))
-        }  # fmt: skip
-        for m, (_, rep) in evaluations.items()
-    }
+    _step(f"{next(step)} Table I and figures -> {out_dir}")
+    table = {m: _table_row(rep) for m, (_, rep) in evaluations.items()}
     files = write_table(table, out_dir)
     e2e_md = write_end_to_end_table(evaluations, out_dir, files)
     files.update(write_comparison_figures(evaluations, out_dir))
@@ -305,6 +261,64 @@ def reproduce(
     print(f"Per model: {out_dir}/<model>/ (report.md, roc.png, det.png, histogram.png, ")
     print("  depth_examples.png = the paper's Figure 3)")
     return Result(table, out_dir, files, seconds)
+
+
+def _train_model(
+    steps: Steps,
+    model: str,
+    recipe: Path,
+    store: Path,
+    out_dir: Path,
+    overrides: Sequence[str],
+    force: bool,
+) -> tuple[Path, Path]:
+    """Train `model` into out_dir/runs/<model> (or reuse a finished run): its checkpoint and the
+    marker file that records it. The config and recipe are copied to out_dir/configs."""
+    run_root = out_dir / "runs"
+    marker = run_root / model / "reproduce_done.json"
+    if force and (run_root / model).exists():
+        shutil.rmtree(run_root / model)
+    if marker.is_file():
+        ckpt = Path(json.loads(marker.read_text())["checkpoint"])
+        print(f"  reusing trained {ckpt} (--force to retrain)")
+    else:
+        run_overrides = [
+            f"data.store={store}",
+            f"model.name={model}",
+            f"out_dir={run_root}",
+            f"run_name={model}",
+            *overrides,
+        ]
+        ckpt = Path(steps.train(recipe, run_overrides))
+        (run_root / model).mkdir(parents=True, exist_ok=True)
+        _done(marker, {"checkpoint": str(ckpt), "recipe": str(recipe)})
+    if (run_root / model / "config.yaml").is_file():
+        shutil.copy(run_root / model / "config.yaml", out_dir / "configs" / f"{model}.yaml")
+    shutil.copy(recipe, out_dir / "configs" / f"{model}.recipe.yaml")
+    return ckpt, marker
+
+
+def _evaluate_model(
+    steps: Steps, model: str, ckpt: Path, marker: Path, store: Path, out_dir: Path, force: bool
+) -> tuple[list[dict], dict]:
+    """Score rows and report of `model` on the test split, reused if newer than its training."""
+    eval_dir = out_dir / model
+    fresh = eval_dir / "report.json"
+    if fresh.is_file() and not force and fresh.stat().st_mtime >= marker.stat().st_mtime:
+        print(f"  reusing {fresh} (--force to redo)")
+        return report.read_scores_csv(eval_dir / "scores.csv"), json.loads(fresh.read_text())
+    evaluation = steps.evaluate(ckpt, store, eval_dir, model)
+    return evaluation.rows, evaluation.report
+
+
+def _table_row(rep: dict) -> dict[str, float]:
+    """One model's Table I row from its evaluation report."""
+    low, high = (rep.get("ci95") or {}).get("acer", [None, None])
+    return (
+        {key: _nan(rep["overall"][key]) for key, _ in TABLE_COLUMNS}
+        | {"threshold": float(rep["threshold"]), "n_subjects": int(rep.get("n_subjects", 0))}
+        | {"acer_ci_low": _nan(low), "acer_ci_high": _nan(high)}
+    )
 
 
 def table_markdown(table: dict[str, dict[str, float]]) -> str:
