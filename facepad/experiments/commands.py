@@ -18,6 +18,14 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     """Add this part's commands to the `facepad` parser."""
+    _add_evaluate(subparsers)
+    _add_compare(subparsers)
+    _add_ensemble(subparsers)
+    _add_reproduce(subparsers)
+    _add_benchmark(subparsers)
+
+
+def _add_evaluate(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help="score a split with a checkpoint; write scores, report and figures",
@@ -55,7 +63,9 @@ def register(subparsers) -> None:
     )
     p.set_defaults(func=_evaluate)
 
-    c = subparsers.add_parser(
+
+def _add_compare(subparsers) -> None:
+    p = subparsers.add_parser(
         "compare",
         help="is model b better than model a on the same samples? (paired subject bootstrap)",
         description="Pair two scores.csv files written by `facepad evaluate` on the same split, "
@@ -64,15 +74,18 @@ def register(subparsers) -> None:
         "95 %% interval, and whether the interval excludes zero.",
         epilog="example: facepad compare runs/a/eval_val/scores.csv runs/b/eval_val/scores.csv",
     )
-    c.add_argument("scores_a", help="scores.csv of the baseline (a)")
-    c.add_argument("scores_b", help="scores.csv of the candidate (b)")
-    c.add_argument("--n-boot", type=int, default=1000, help="subject resamples (default 1000)")
-    c.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    c.set_defaults(func=_compare)
+    p.add_argument("scores_a", help="scores.csv of the baseline (a)")
+    p.add_argument("scores_b", help="scores.csv of the candidate (b)")
+    p.add_argument("--n-boot", type=int, default=1000, help="subject resamples (default 1000)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.set_defaults(func=_compare)
 
-    e = subparsers.add_parser(
+
+def _add_ensemble(subparsers) -> None:
+    p = subparsers.add_parser(
         "ensemble",
-        help="average checkpoints of one model (e.g. training seeds) into one calibrated one",
+        help="average checkpoints (training seeds of one model, or binary_cnn with depth_unet) "
+        "into one calibrated one",
         description="Build one checkpoint whose model averages the outputs (logit, depth map) of "
         "several checkpoints of one kind, or of binary_cnn and depth_unet together (late fusion, "
         "scored as the fusion model is), trained on the same prepared store and input size, and "
@@ -81,31 +94,33 @@ def register(subparsers) -> None:
         epilog="example: facepad ensemble runs/s0/depth_unet/best.pt runs/s1/depth_unet/best.pt "
         "runs/s2/depth_unet/best.pt --store stores/replay-all --out runs/depth_x3.pt",
     )
-    e.add_argument(
+    p.add_argument(
         "checkpoints",
         nargs="+",
         help="two or more checkpoints of one model, or of binary_cnn and depth_unet",
     )
-    e.add_argument(
+    p.add_argument(
         "--store",
         required=True,
         nargs="+",
         metavar="[NAME=]STORE",
         help="the prepared store(s) the members were validated on",
     )
-    e.add_argument(
+    p.add_argument(
         "--splits",
         default=None,
         metavar="CSV",
         help="a split file (idx,split) replacing the store's split column, one store only: e.g. "
         "a benchmark's splits/NAME.carved.csv",
     )
-    e.add_argument("--split", default="val", help="split to calibrate on (default: val)")
-    e.add_argument("--out", required=True, help="the ensemble checkpoint to write (.pt)")
-    e.add_argument("--device", default="cpu", help="cpu or cuda")
-    e.set_defaults(func=_ensemble)
+    p.add_argument("--split", default="val", help="split to calibrate on (default: val)")
+    p.add_argument("--out", required=True, help="the ensemble checkpoint to write (.pt)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(func=_ensemble)
 
-    r = subparsers.add_parser(
+
+def _add_reproduce(subparsers) -> None:
+    p = subparsers.add_parser(
         "reproduce",
         help="the paper's whole experiment: prepare, train, evaluate, Table I and figures",
         description="Prepare the data, train binary_cnn, depth_unet and fusion with the dataset's "
@@ -113,42 +128,44 @@ def register(subparsers) -> None:
         "on validation, and write Table I, a Figure-2-like bar chart and per-model reports into "
         "--out. A rerun reuses what is already prepared, trained and evaluated unless --force.",
     )
-    src = r.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", choices=["demo"], help="generate and use the synthetic demo set")
     src.add_argument("--celeba-spoof", metavar="ROOT", help="CelebA-Spoof root folder")
     src.add_argument("--manifest", metavar="CSV", help="a manifest CSV (e.g. nuaa-dev)")
-    r.add_argument("--protocol", default="intra_test", help="CelebA-Spoof protocol")
-    r.add_argument("--test-subjects", nargs="+", default=None, help="manifest test subjects")
-    r.add_argument("--out", required=True, help="results folder, e.g. results/demo")
-    r.add_argument("--store", default=None, help="prepared store to use (default: <out>/store)")
-    r.add_argument(
+    p.add_argument("--protocol", default="intra_test", help="CelebA-Spoof protocol")
+    p.add_argument("--test-subjects", nargs="+", default=None, help="manifest test subjects")
+    p.add_argument("--out", required=True, help="results folder, e.g. results/demo")
+    p.add_argument("--store", default=None, help="prepared store to use (default: <out>/store)")
+    p.add_argument(
         "--config-set",
         default=None,
         choices=["cpu", "gpu"],
         help="recipe family (default: gpu for CelebA-Spoof, cpu otherwise)",
     )
-    r.add_argument(
+    p.add_argument(
         "--recipe",
         default=None,
         help="train every model with this recipe instead (a YAML path or a packaged recipe name)",
     )
-    r.add_argument(
+    p.add_argument(
         "--models", default="binary_cnn,depth_unet,fusion", help="comma-separated model names"
     )
-    r.add_argument(
+    p.add_argument(
         "--max-failed-fraction",
         type=float,
         default=None,
         metavar="F",
         help="prepare: stop when more than this share of samples fails (default 0.05)",
     )
-    r.add_argument("--force", action="store_true", help="redo every step")
-    r.add_argument(
+    p.add_argument("--force", action="store_true", help="redo every step")
+    p.add_argument(
         "overrides", nargs="*", help="config overrides for every model, e.g. train.epochs=3"
     )
-    r.set_defaults(func=_reproduce)
+    p.set_defaults(func=_reproduce)
 
-    b = subparsers.add_parser(
+
+def _add_benchmark(subparsers) -> None:
+    p = subparsers.add_parser(
         "benchmark",
         help="intra, cross-dataset, leave-one-out and k-fold protocols over prepared stores",
         description="Train binary_cnn, depth_unet and fusion per protocol cell, threshold at the "
@@ -161,25 +178,25 @@ def register(subparsers) -> None:
         epilog="example: facepad benchmark --store replay=stores/replay-dev --store "
         "nuaa=stores/nuaa --protocols intra:replay,cross --out results/bench train.epochs=8",
     )
-    b.add_argument(
+    p.add_argument(
         "--store",
         action="append",
         required=True,
         metavar="NAME=PATH",
         help="a prepared store and its short name (repeat for several)",
     )
-    b.add_argument("--out", required=True, help="results folder")
-    b.add_argument(
+    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument(
         "--protocols",
         default="intra,cross,lodo",
         help="comma-separated: intra, cross, lodo, kfold; PROTOCOL:A+B tests on A and B only "
         "(default: intra,cross,lodo)",
     )
-    b.add_argument("--folds", type=int, default=5, help="k of kfold (default 5)")
-    b.add_argument(
+    p.add_argument("--folds", type=int, default=5, help="k of kfold (default 5)")
+    p.add_argument(
         "--models", default="binary_cnn,depth_unet,fusion", help="comma-separated model names"
     )
-    b.add_argument(
+    p.add_argument(
         "--recipe",
         action="append",
         default=[],
@@ -187,15 +204,15 @@ def register(subparsers) -> None:
         help="packaged recipe name or YAML path, for all models or MODEL= one (default: "
         "nuaa_cpu, whose per-model sections give depth_unet and fusion a CDC encoder)",
     )
-    b.add_argument(
+    p.add_argument(
         "--cross-test",
         choices=["all", "test"],
         default="all",
         help="cross/lodo: test on all of the other store (default) or on its test split",
     )
-    b.add_argument("--val-fraction", type=float, default=0.2, help="share of subjects carved")
-    b.add_argument("--seed", type=int, default=0, help="seed of carved validation and folds")
-    b.add_argument(
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of subjects carved")
+    p.add_argument("--seed", type=int, default=0, help="seed of carved validation and folds")
+    p.add_argument(
         "--seeds",
         type=seed_list,
         default=(),
@@ -203,17 +220,17 @@ def register(subparsers) -> None:
         help="training seeds: train and test every cell once per seed (same splits) and report "
         "mean ± std over seeds (default: the recipe's seed, once)",
     )
-    b.add_argument(
+    p.add_argument(
         "--late-fusion",
         action="store_true",
         help="also average each cell's binary_cnn and depth_unet into one model (`facepad "
         "ensemble`; per seed, and all seeds as one) and report it as the model late_fusion",
     )
-    b.add_argument("--device", default="auto", help="evaluation device: auto, cpu or cuda")
-    b.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
-    b.add_argument("--force", action="store_true", help="redo every training and evaluation")
-    b.add_argument("overrides", nargs="*", help="config overrides for every run: train.epochs=3")
-    b.set_defaults(func=_benchmark)
+    p.add_argument("--device", default="auto", help="evaluation device: auto, cpu or cuda")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    p.add_argument("--force", action="store_true", help="redo every training and evaluation")
+    p.add_argument("overrides", nargs="*", help="config overrides for every run: train.epochs=3")
+    p.set_defaults(func=_benchmark)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
