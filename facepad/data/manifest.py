@@ -61,18 +61,18 @@ def read_manifest(
         raise FileNotFoundError(
             f"manifest {csv_path} not found; write a CSV with header {EXPECTED_HEADER}"
         )
-    rows = _read_rows(csv_path, frames_per_video, use_split_column)
-    samples = rows.result.samples
-    if rows.result.counts["rows"] == 0:
+    columns, result = _read_rows(csv_path, frames_per_video, use_split_column)
+    samples = result.samples
+    if result.counts["rows"] == 0:
         raise ValueError(f"{csv_path} has a header but no rows; add one row per image")
-    if not rows.columns.has_subject:
+    if not columns.has_subject:
         unit = "video" if any("video" in s.attributes for s in samples) else "image"
         warnings.warn(
             f"{csv_path} has no subject column: every {unit} is treated as its own subject, so "
             "frames of one person can land in both train and test; add a subject column",
             stacklevel=2,
         )
-    if rows.columns.has_split:
+    if columns.has_split:
         if not allow_subject_overlap:
             check_subject_overlap(samples, csv_path)
         if test_subjects is not None:
@@ -82,13 +82,13 @@ def read_manifest(
     if not any(s.split == "val" for s in samples):
         # a different stream from the test choice, so val is not the test subjects' neighbours
         split_by_subject(samples, val_fraction, seed + 1)
-    counts = rows.result.counts
+    counts = result.counts
     counts.update(split_counts(samples))
     counts["samples"] = len(samples)
-    counts["skipped"] = len(rows.result.skipped)
+    counts["skipped"] = len(result.skipped)
     counts["live"] = sum(s.is_live for s in samples)
     counts["spoof"] = len(samples) - counts["live"]
-    return rows.result
+    return result
 
 
 @dataclass
@@ -101,15 +101,12 @@ class _Columns:
     extra: list[str]
 
 
-@dataclass
-class _Rows:
-    columns: _Columns
-    result: ReadResult
-
-
-def _read_rows(csv_path: Path, frames_per_video: int | None, use_split_column: bool) -> _Rows:
-    """Every row of the CSV as samples (all in `train` unless a split column is used), the rows
-    left out with their reasons, and counts of defects; malformed rows raise, naming the line."""
+def _read_rows(
+    csv_path: Path, frames_per_video: int | None, use_split_column: bool
+) -> tuple[_Columns, ReadResult]:
+    """What the header offers, and every row as samples (all in `train` unless a split column
+    is used), the rows left out with their reasons and counts of defects; malformed rows raise,
+    naming the line."""
     result = ReadResult(
         samples=[],
         counts={"rows": 0, "missing_image": 0, "duplicate_rows": 0, "live_attack_type_ignored": 0},
@@ -131,7 +128,7 @@ def _read_rows(csv_path: Path, frames_per_video: int | None, use_split_column: b
             result.counts["rows"] += 1
             sample = _row_sample(row, rel, csv_path.parent, columns, where, result.counts, seen)
             _add_row(sample, frames_per_video, where, rel, result)
-    return _Rows(columns, result)
+    return columns, result
 
 
 def _header_columns(reader: csv.DictReader, csv_path: Path, use_split_column: bool) -> _Columns:
