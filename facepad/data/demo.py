@@ -374,19 +374,8 @@ def make_demo_dataset(
         spoof_per_subject=spoof_per_subject,
         test_fraction=test_fraction,
     )
-    marker = out / MARKER
-    if out.exists() and any(out.iterdir()):
-        if marker.is_file() and json.loads(marker.read_text()) == params and not overwrite:
-            return out
-        partial = not marker.exists() and {p.name for p in out.iterdir()} <= DEMO_ENTRIES
-        if not (overwrite or partial):
-            raise FileExistsError(
-                f"{out} is not empty and holds no demo made with these parameters; choose a new "
-                "folder or pass overwrite (--overwrite)"
-            )
-        marker.unlink(missing_ok=True)
-        for sub in ("Data", "metas"):
-            shutil.rmtree(out / sub, ignore_errors=True)
+    if _finished_demo(out, params, overwrite):
+        return out
     sources, backgrounds = load_sources(n_subjects, seed)
     order = np.random.default_rng([seed, 1]).permutation(n_subjects)
     n_test = max(1, round(test_fraction * n_subjects))
@@ -400,28 +389,7 @@ def make_demo_dataset(
         plan = [0] * live_per_subject + [spoof_types[i % 9] for i in range(spoof_per_subject)]
         for n, spoof_type in enumerate(plan):
             rng = np.random.default_rng([seed, 3, k, n])
-            illumination = int(rng.choice(ILLUMINATIONS[0], p=ILLUMINATIONS[1]))
-            rgb, box, environment = _render(src, spoof_type, illumination, backgrounds, rng)
-            folder = "spoof" if spoof_type else "live"
-            ext = ".png" if rng.random() < 0.2 else ".jpg"
-            data = _encode(rgb, ext, int(rng.integers(75, 96)))
-            key = f"Data/{split}/{src.subject}/{folder}/{n + 1:06d}{ext}"
-            path = out / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            h, w = rgb.shape[:2]
-            bx, by, bw, bh = box
-            frame = (bx * BOX_FRAME / w, by * BOX_FRAME / h, bw * BOX_FRAME / w, bh * BOX_FRAME / h)
-            score = rng.uniform(0.9, 1.0)
-            box_text = " ".join(str(round(v)) for v in frame) + f" {score:.4f}\n"
-            (path.parent / f"{n + 1:06d}_BB.txt").write_text(box_text)
-            spoof = int(spoof_type > 0)
-            vector = [0] * 40 + [
-                spoof_type,
-                illumination if spoof else 0,
-                environment if spoof else 0,
-                spoof,
-            ]
+            key, vector = _write_image(out, split, src, n, spoof_type, backgrounds, rng)
             labels[split][key] = vector
 
     metas = out / "metas" / "intra_test"
@@ -441,8 +409,52 @@ def make_demo_dataset(
             spoof=n_all - n_live,
         )
     )
-    marker.write_text(json.dumps(params))
+    (out / MARKER).write_text(json.dumps(params))
     return out
+
+
+def _finished_demo(out: Path, params: dict, overwrite: bool) -> bool:
+    """True if `out` holds a finished demo made with `params` (reuse it); else clear what a
+    killed run or `overwrite` allows, refusing any other non-empty folder."""
+    marker = out / MARKER
+    if not (out.exists() and any(out.iterdir())):
+        return False
+    if marker.is_file() and json.loads(marker.read_text()) == params and not overwrite:
+        return True
+    partial = not marker.exists() and {p.name for p in out.iterdir()} <= DEMO_ENTRIES
+    if not (overwrite or partial):
+        raise FileExistsError(
+            f"{out} is not empty and holds no demo made with these parameters; choose a new "
+            "folder or pass overwrite (--overwrite)"
+        )
+    marker.unlink(missing_ok=True)
+    for sub in ("Data", "metas"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    return False
+
+
+def _write_image(out: Path, split: str, src, n: int, spoof_type: int, backgrounds, rng):
+    """Render, encode and write image n of a subject with its CelebA-Spoof `_BB.txt` box;
+    returns its label key and 44-value label vector (spoof type, illumination, environment,
+    spoof flag in the last four)."""
+    illumination = int(rng.choice(ILLUMINATIONS[0], p=ILLUMINATIONS[1]))
+    rgb, box, environment = _render(src, spoof_type, illumination, backgrounds, rng)
+    folder = "spoof" if spoof_type else "live"
+    ext = ".png" if rng.random() < 0.2 else ".jpg"
+    data = _encode(rgb, ext, int(rng.integers(75, 96)))
+    key = f"Data/{split}/{src.subject}/{folder}/{n + 1:06d}{ext}"
+    path = out / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    h, w = rgb.shape[:2]
+    bx, by, bw, bh = box
+    frame = (bx * BOX_FRAME / w, by * BOX_FRAME / h, bw * BOX_FRAME / w, bh * BOX_FRAME / h)
+    score = rng.uniform(0.9, 1.0)
+    box_text = " ".join(str(round(v)) for v in frame) + f" {score:.4f}\n"
+    (path.parent / f"{n + 1:06d}_BB.txt").write_text(box_text)
+    spoof = int(spoof_type > 0)
+    attributes = [spoof_type, illumination if spoof else 0, environment if spoof else 0, spoof]
+    return key, [0] * 40 + attributes
 
 
 def register(subparsers) -> None:
