@@ -102,7 +102,7 @@ def prepare_store(
     Raises `PrepareError` (store.json not written) when more than `max_failed_fraction` of the
     samples could not be prepared.
     """
-    from facepad.data.store import StoreError, rows_path
+    from facepad.data.store import rows_path
 
     if no_mesh_policy not in NO_MESH_POLICIES:
         raise ValueError(f"no_mesh_policy {no_mesh_policy!r}: choose one of {NO_MESH_POLICIES}")
@@ -129,20 +129,7 @@ def prepare_store(
         "num_samples": len(samples),
         "samples_sha256": _samples_digest(samples),
     }
-    plan_file = out / "shards" / "plan.json"
-    if plan_file.is_file():
-        old = json.loads(plan_file.read_text())
-        if old != settings:
-            changed = sorted(k for k in settings if old.get(k) != settings[k])
-            raise StoreError(
-                f"{out} holds a prepare run with other inputs or settings ({', '.join(changed)}); "
-                "use a new --out folder or delete this one"
-            )
-    else:
-        _write_atomic(plan_file, _dumps(settings).encode())
-    for tmp in (out / "shards").glob("*.tmp"):
-        tmp.unlink()  # leftovers of an interrupted run; their shards are redone
-
+    _start_or_resume(out, settings)
     chunks = [samples[k : k + shard_size] for k in range(0, len(samples), shard_size)]
     pending = [k for k in range(len(chunks)) if not rows_path(out, k).is_file()]
     if pending:
@@ -156,6 +143,26 @@ def prepare_store(
     _write_atomic(out / "store.json", _dumps(meta).encode())  # last: the store is complete
     _print_summary(out, summary)
     return out
+
+
+def _start_or_resume(out: Path, settings: dict) -> None:
+    """Record the run's settings in shards/plan.json, or check that an interrupted run in `out`
+    had the same ones (StoreError naming the differences), and drop its half-written shards."""
+    from facepad.data.store import StoreError
+
+    plan_file = out / "shards" / "plan.json"
+    if plan_file.is_file():
+        old = json.loads(plan_file.read_text())
+        if old != settings:
+            changed = sorted(k for k in settings if old.get(k) != settings[k])
+            raise StoreError(
+                f"{out} holds a prepare run with other inputs or settings ({', '.join(changed)}); "
+                "use a new --out folder or delete this one"
+            )
+    else:
+        _write_atomic(plan_file, _dumps(settings).encode())
+    for tmp in (out / "shards").glob("*.tmp"):
+        tmp.unlink()  # leftovers of an interrupted run; their shards are redone
 
 
 def _samples_digest(samples) -> str:
