@@ -126,8 +126,12 @@ def _read_rows(
             if not rel and not any((v or "").strip() for v in row.values()):
                 continue  # blank line
             result.counts["rows"] += 1
-            sample = _row_sample(row, rel, csv_path.parent, columns, where, result.counts, seen)
-            _add_row(sample, frames_per_video, where, rel, result)
+            samples = _row_samples(row, rel, csv_path.parent, columns, where, result.counts, seen,
+                                   frames_per_video)  # fmt: skip
+            if isinstance(samples, SkippedInput):
+                result.skipped.append(samples)
+            else:
+                result.samples += samples
     return columns, result
 
 
@@ -149,11 +153,18 @@ def _header_columns(reader: csv.DictReader, csv_path: Path, use_split_column: bo
     )
 
 
-def _row_sample(
-    row: dict, rel: str, base: Path, columns: _Columns, where: str, counts: dict, seen: set[str]
-) -> Sample | SkippedInput:
-    """One row as a Sample (a video row still whole), or why it is skipped (a duplicate of an
-    earlier row, or its file missing), counted in `counts`."""
+def _row_samples(
+    row: dict,
+    rel: str,
+    base: Path,
+    columns: _Columns,
+    where: str,
+    counts: dict,
+    seen: set[str],
+    frames_per_video: int | None,
+) -> list[Sample] | SkippedInput:
+    """One row's samples (one image, or a video's frames), or why it is skipped (a duplicate of
+    an earlier row, its file missing, an unreadable video), counted in `counts`."""
     if not rel:
         raise ValueError(f"{where}: empty path; every row needs an image path")
     label = (row.get("label") or "").strip().lower()
@@ -178,7 +189,10 @@ def _row_sample(
     video = attributes.get("video", "") if columns.has_video else ""
     if is_video(path) and not video:
         attributes["video"] = video = rel
-    return Sample(path, label, attack, subject or video or rel, split, None, attributes)
+    sample = Sample(path, label, attack, subject or video or rel, split, None, attributes)
+    if is_video(path):
+        return _video_frames(sample, frames_per_video, where, rel, counts)
+    return [sample]
 
 
 def _attack_type(row: dict, label: str, counts: dict) -> str:
@@ -200,24 +214,6 @@ def _split_value(row: dict, where: str) -> str:
             f"{', '.join(SPLITS)} (or drop the column to split by subject)"
         )
     return split
-
-
-def _add_row(
-    sample: Sample | SkippedInput,
-    frames_per_video: int | None,
-    where: str,
-    rel: str,
-    result: ReadResult,
-) -> None:
-    """Add a row's sample (a video row's frames) to the result, or record why it was skipped."""
-    if isinstance(sample, Sample) and is_video(sample.path):
-        sample = _video_frames(sample, frames_per_video, where, rel, result.counts)
-    if isinstance(sample, SkippedInput):
-        result.skipped.append(sample)
-    elif isinstance(sample, list):
-        result.samples += sample
-    else:
-        result.samples.append(sample)
 
 
 def _split_off_test(
