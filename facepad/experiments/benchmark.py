@@ -382,6 +382,34 @@ def benchmark(
     """Run (or resume) the protocols over the named stores into `out_dir`; returns the files
     written (results.csv, results.md, heatmap.png)."""
     settings, steps = settings or Settings(), steps or Steps()
+    _check_settings(settings)
+    out = Path(out_dir)
+    if force:
+        _clear_outputs(out)
+    opened = {name: PreparedStore(path) for name, path in stores.items()}
+    if isinstance(protocols, str):
+        protocols = parse_protocols(protocols, list(opened))
+    recipes = {m: find_recipe(settings.recipes.get(m, DEFAULT_RECIPES[m])) for m in settings.models}
+    _check_same(out / "benchmark.json", _split_settings(opened, settings),
+                "stores or split settings")  # fmt: skip
+    cells = plan(opened, protocols, settings)
+    print(f"benchmark: {len(cells)} cells x {len(settings.models)} models -> {out}")
+    outcomes, seconds = [], {}
+    for n, cell in enumerate(cells, 1):
+        print(f"[{n}/{len(cells)}] {cell.protocol}: {cell.train} -> {cell.test}"
+              + (f" (fold {cell.fold})" if cell.fold is not None else ""), flush=True)  # fmt: skip
+        train_views = [_write_view(v, opened[v.store], out / "splits") for v in cell.run.views]
+        test_views = [_write_view(cell.test_view, opened[cell.test_view.store], out / "splits")]
+        outcomes += _run_cell(cell, recipes, train_views, test_views, out, settings, steps,
+                              seconds)  # fmt: skip
+    files = write_results(outcomes, out, settings)
+    (out / "timings.json").write_text(json.dumps(seconds, indent=2) + "\n")
+    print((out / "results.md").read_text())
+    return files
+
+
+def _check_settings(settings: Settings) -> None:
+    """Refuse a run that could not finish, before anything trains."""
     unknown = [m for m in settings.models if m not in MODELS]
     if unknown or not settings.models:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
@@ -393,58 +421,53 @@ def benchmark(
             "late fusion averages each cell's binary_cnn and depth_unet: benchmark both "
             "(--models binary_cnn,depth_unet[,fusion])"
         )
-    out = Path(out_dir)
-    if force:
-        for sub in ("splits", "train", "eval", "benchmark.json"):
-            target = out / sub
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    opened = {name: PreparedStore(path) for name, path in stores.items()}
-    if isinstance(protocols, str):
-        protocols = parse_protocols(protocols, list(opened))
-    recipes = {m: find_recipe(settings.recipes.get(m, DEFAULT_RECIPES[m])) for m in settings.models}
-    _check_same(
-        out / "benchmark.json",
-        {
-            "stores": {
-                n: {"path": str(s.root.resolve()), "index": store_fingerprint(s)}
-                for n, s in opened.items()
-            },
-            "val_fraction": settings.val_fraction,
-            "seed": settings.seed,
-        },  # fmt: skip
-        "stores or split settings",
-    )
-    cells = plan(opened, protocols, settings)
-    print(f"benchmark: {len(cells)} cells x {len(settings.models)} models -> {out}")
-    outcomes, seconds = [], {}
-    for n, cell in enumerate(cells, 1):
-        print(f"[{n}/{len(cells)}] {cell.protocol}: {cell.train} -> {cell.test}"
-              + (f" (fold {cell.fold})" if cell.fold is not None else ""), flush=True)  # fmt: skip
-        train_views = [_write_view(v, opened[v.store], out / "splits") for v in cell.run.views]
-        test_views = [_write_view(cell.test_view, opened[cell.test_view.store], out / "splits")]
-        trained: dict[str, list[Path]] = {}  # model -> its checkpoint per training seed
-        for model in settings.models:
-            trained[model] = []
-            for seed in settings.train_seeds or [None]:
-                started = time.perf_counter()
-                outcome, checkpoint = _train_and_test(cell, model, seed, recipes[model],
-                                                      train_views, test_views, out, settings,
-                                                      steps)  # fmt: skip
-                outcomes.append(outcome)
-                trained[model].append(checkpoint)
-                key = f"{cell.folder}/{seed_folder(seed)}{model}"
-                seconds[key] = round(time.perf_counter() - started, 1)
-            if len(trained[model]) > 1:
-                outcomes.append(_averaged_and_test(cell, model, trained[model], ENSEMBLE,
-                                                   train_views, test_views, out, settings,
-                                                   steps))  # fmt: skip
-        if settings.late_fusion:
-            outcomes += _late_fusion_and_test(cell, trained, train_views, test_views, out,
-                                              settings, steps)  # fmt: skip
-    files = write_results(outcomes, out, settings)
-    (out / "timings.json").write_text(json.dumps(seconds, indent=2) + "\n")
-    print((out / "results.md").read_text())
-    return files
+
+
+def _clear_outputs(out: Path) -> None:
+    """--force: drop what a resume would reuse (splits, checkpoints, evaluations)."""
+    for sub in ("splits", "train", "eval", "benchmark.json"):
+        target = out / sub
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+
+
+def _split_settings(opened: Mapping[str, PreparedStore], settings: Settings) -> dict:
+    """What the splits depend on: a resume into the same folder must find these unchanged."""
+    return {
+        "stores": {
+            n: {"path": str(s.root.resolve()), "index": store_fingerprint(s)}
+            for n, s in opened.items()
+        },
+        "val_fraction": settings.val_fraction,
+        "seed": settings.seed,
+    }
+
+
+def _run_cell(
+    cell: Cell, recipes: Mapping[str, Path], train_views: list[dict], test_views: list[dict],
+    out: Path, settings: Settings, steps: Steps, seconds: dict[str, float],
+) -> list[Outcome]:  # fmt: skip
+    """Every model of one cell, per training seed, then the seeds' ensemble and the late
+    fusion where asked; each training's seconds go into `seconds`."""
+    outcomes = []
+    trained: dict[str, list[Path]] = {}  # model -> its checkpoint per training seed
+    for model in settings.models:
+        trained[model] = []
+        for seed in settings.train_seeds or [None]:
+            started = time.perf_counter()
+            outcome, checkpoint = _train_and_test(cell, model, seed, recipes[model], train_views,
+                                                  test_views, out, settings, steps)  # fmt: skip
+            outcomes.append(outcome)
+            trained[model].append(checkpoint)
+            seconds[f"{cell.folder}/{seed_folder(seed)}{model}"] = round(
+                time.perf_counter() - started, 1
+            )
+        if len(trained[model]) > 1:
+            outcomes.append(_averaged_and_test(cell, model, trained[model], ENSEMBLE, train_views,
+                                               test_views, out, settings, steps))  # fmt: skip
+    if settings.late_fusion:
+        outcomes += _late_fusion_and_test(cell, trained, train_views, test_views, out, settings,
+                                          steps)  # fmt: skip
+    return outcomes
 
 
 def _train_and_test(
