@@ -104,14 +104,8 @@ def prepare_store(
     """
     from facepad.data.store import rows_path
 
-    if no_mesh_policy not in NO_MESH_POLICIES:
-        raise ValueError(f"no_mesh_policy {no_mesh_policy!r}: choose one of {NO_MESH_POLICIES}")
-    if box not in BOX_MODES:
-        raise ValueError(f"box {box!r}: choose one of {BOX_MODES}")
-    if not 0.0 <= max_failed_fraction <= 1.0:
-        raise ValueError(f"max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
-    if crop_size < 8 or depth_size < 1 or shard_size < 1 or crop_scale <= 0:
-        raise ValueError("need crop_size >= 8, depth_size >= 1, shard_size >= 1, crop_scale > 0")
+    _check_options(no_mesh_policy, box, max_failed_fraction, crop_size, depth_size, shard_size,
+                   crop_scale)  # fmt: skip
     out = Path(out_dir)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     samples = sorted(read_result.samples, key=lambda s: (s.split, s.path))
@@ -136,13 +130,33 @@ def prepare_store(
         _run_shards(out, chunks, pending, settings, workers, progress)
     summary = _assemble(out, chunks, read_result, settings)
     _check_failures(out, summary, len(samples), max_failed_fraction)
+    _write_store_json(out, settings, summary, max_failed_fraction)
+    _print_summary(out, summary)
+    return out
+
+
+def _check_options(
+    no_mesh_policy: str, box: str, max_failed_fraction: float, crop_size: int, depth_size: int,
+    shard_size: int, crop_scale: float,
+) -> None:  # fmt: skip
+    """Refuse impossible settings before anything is read or written."""
+    if no_mesh_policy not in NO_MESH_POLICIES:
+        raise ValueError(f"no_mesh_policy {no_mesh_policy!r}: choose one of {NO_MESH_POLICIES}")
+    if box not in BOX_MODES:
+        raise ValueError(f"box {box!r}: choose one of {BOX_MODES}")
+    if not 0.0 <= max_failed_fraction <= 1.0:
+        raise ValueError(f"max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
+    if crop_size < 8 or depth_size < 1 or shard_size < 1 or crop_scale <= 0:
+        raise ValueError("need crop_size >= 8, depth_size >= 1, shard_size >= 1, crop_scale > 0")
+
+
+def _write_store_json(out: Path, settings: dict, summary: dict, max_failed_fraction: float) -> None:
+    """store.json is written last: its presence says the store is complete."""
     meta = {k: v for k, v in settings.items() if k != "samples_sha256"}
     meta["attributes"] = summary.pop("attributes")
     meta["max_failed_fraction"] = max_failed_fraction
     meta["counts"] = summary
-    _write_atomic(out / "store.json", _dumps(meta).encode())  # last: the store is complete
-    _print_summary(out, summary)
-    return out
+    _write_atomic(out / "store.json", _dumps(meta).encode())
 
 
 def _start_or_resume(out: Path, settings: dict) -> None:
