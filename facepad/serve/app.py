@@ -225,14 +225,15 @@ def add_routes(
     capacity: Capacity,
     keys_required: bool,
 ) -> None:
-    page = PAGE.read_text(encoding="utf-8")
-    mode = settings.response
+    _add_info_routes(app, predictor, settings.response, metrics, keys_required)
+    _add_predict_route(app, predictor, settings, metrics, capacity)
 
-    def run_model(data: bytes, all_faces: bool) -> tuple[tuple[int, int], list[dict], list]:
-        """In a worker thread: decode, detect, score, and the response's face dicts."""
-        rgb = decode_upload(data, settings.max_pixels)
-        faces = predictor.predict_rgb([rgb], all_faces=all_faces)[0]
-        return rgb.shape[:2], [face_json(f, mode, all_faces) for f in faces], faces
+
+def _add_info_routes(
+    app: FastAPI, predictor: Predictor, mode: str, metrics: ServeMetrics, keys_required: bool
+) -> None:
+    """The page, the health check and the Prometheus metrics."""
+    page = PAGE.read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -251,6 +252,23 @@ def add_routes(
     async def prometheus_metrics() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
+
+
+def _add_predict_route(
+    app: FastAPI,
+    predictor: Predictor,
+    settings: ServeSettings,
+    metrics: ServeMetrics,
+    capacity: Capacity,
+) -> None:
+    """POST /v1/predict: one photo in, the decision on its face (and the others') out."""
+    mode = settings.response
+
+    def run_model(data: bytes, all_faces: bool) -> tuple[tuple[int, int], list[dict], list]:
+        """In a worker thread: decode, detect, score, and the response's face dicts."""
+        rgb = decode_upload(data, settings.max_pixels)
+        faces = predictor.predict_rgb([rgb], all_faces=all_faces)[0]
+        return rgb.shape[:2], [face_json(f, mode, all_faces) for f in faces], faces
 
     @app.post(PREDICT_PATH)
     async def predict(
@@ -281,23 +299,32 @@ def add_routes(
                 )
             finally:
                 metrics.inflight.dec()
-        chosen = [f for f in faces if f.chosen]
-        decision = chosen[0].decision if chosen else "no_face"
-        request.state.faces = len(faces)
-        request.state.decision = decision
-        request.state.decisions = [f.decision for f in faces]
-        body: dict[str, Any] = {
-            "decision": decision,
-            "faces": faces_out,
-            "width": int(size[1]),
-            "height": int(size[0]),
-            "latency_ms": round((time.perf_counter() - start) * 1000, 2),
-            "request_id": request.state.request_id,
-        }
-        if mode == "full":
-            body["model"] = predictor.model_name
-            body["threshold"] = predictor.threshold
-        return JSONResponse(body)
+        return JSONResponse(_prediction_body(request, predictor, mode, size, faces_out, faces,
+                                             start))  # fmt: skip
+
+
+def _prediction_body(
+    request: Request, predictor: Predictor, mode: str, size: tuple[int, int],
+    faces_out: list[dict], faces: list, start: float,
+) -> dict[str, Any]:  # fmt: skip
+    """The JSON answer; the decision and face count also go on the request for the access log."""
+    chosen = [f for f in faces if f.chosen]
+    decision = chosen[0].decision if chosen else "no_face"
+    request.state.faces = len(faces)
+    request.state.decision = decision
+    request.state.decisions = [f.decision for f in faces]
+    body: dict[str, Any] = {
+        "decision": decision,
+        "faces": faces_out,
+        "width": int(size[1]),
+        "height": int(size[0]),
+        "latency_ms": round((time.perf_counter() - start) * 1000, 2),
+        "request_id": request.state.request_id,
+    }
+    if mode == "full":
+        body["model"] = predictor.model_name
+        body["threshold"] = predictor.threshold
+    return body
 
 
 def app_from_settings(settings: ServeSettings) -> FastAPI:
