@@ -13,6 +13,11 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     """Add `serve` and `batch-score` to the `facepad` parser."""
+    _add_serve(subparsers)
+    _add_batch_score(subparsers)
+
+
+def _add_serve(subparsers) -> None:
     from facepad.infer.commands import add_face_choice_arguments
     from facepad.serve.settings import API_KEYS_ENV, RESPONSE_MODES, ServeSettings
 
@@ -74,6 +79,11 @@ def register(subparsers) -> None:
         default="-",
         help="JSON-lines access log: '-' stderr (default), a file to append to, or 'off'",
     )
+    _add_ray_arguments(s)
+    s.set_defaults(func=run_serve)
+
+
+def _add_ray_arguments(s: argparse.ArgumentParser) -> None:
     ray = s.add_argument_group("Ray Serve (pip install 'facepad[ray]')")
     ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of uvicorn")
     ray.add_argument("--ray-address", default=None, help="a running Ray cluster (default: local)")
@@ -84,7 +94,10 @@ def register(subparsers) -> None:
     ray.add_argument(
         "--target-ongoing-requests", type=float, help="autoscaling: requests per replica"
     )
-    s.set_defaults(func=run_serve)
+
+
+def _add_batch_score(subparsers) -> None:
+    from facepad.infer.commands import add_face_choice_arguments
 
     b = subparsers.add_parser(
         "batch-score",
