@@ -271,7 +271,6 @@ def evaluate_checkpoint(
     cannot be read stops evaluation with a `DatasetError` naming it.
     """
     from facepad.data.dataset import StoreDataset
-    from facepad.data.store import PreparedStore
     from facepad.models.checkpoint import checkpoint_threshold, model_from_checkpoint
     from facepad.models.score import ScoredModel
 
@@ -284,16 +283,8 @@ def evaluate_checkpoint(
     elif rule is None:  # an uncalibrated checkpoint is refused here, naming the fix
         threshold = checkpoint_threshold(ckpt, str(checkpoint))
         source = "validation EER, from the checkpoint"
-    pre = ckpt.get("preprocess") or {}
-    data_cfg = (ckpt.get("config") or {}).get("data", {})
-    input_size = int(pre.get("input_size") or data_cfg.get("input_size") or 128)
-
-    prepared = store if isinstance(store, PreparedStore) else PreparedStore(store)
-    if split not in prepared.splits():
-        raise ValueError(
-            f"{prepared.root} has no {split!r} split (it has {', '.join(prepared.splits())})"
-        )
-    depth_size = int(pre.get("depth_size") or data_cfg.get("depth_size") or prepared.depth_size)
+    prepared = _open_split(store, split)
+    input_size, depth_size = _model_sizes(ckpt, prepared)
     dataset = StoreDataset(prepared, split, input_size, depth_size, augment=False)
     scored = ScoredModel(model)
     if rule is not None:
@@ -312,10 +303,8 @@ def evaluate_checkpoint(
     rep["checkpoint"] = str(checkpoint)
     rep["store"] = str(prepared.root)
     if pipeline is not None:
-        e2e_rows = score_end_to_end(pipeline, prepared, split, threshold)
-        rep["end_to_end"] = end_to_end_report(rows, e2e_rows, threshold)
-        files["end_to_end_scores"] = report.write_scores_csv(
-            e2e_rows, out_dir / "end_to_end_scores.csv"
+        rep["end_to_end"], files["end_to_end_scores"] = _end_to_end(
+            pipeline, prepared, split, threshold, rows, out_dir
         )
     files["report_json"], files["report_md"] = report.write_report(rep, out_dir)
     if figures:
@@ -324,6 +313,36 @@ def evaluate_checkpoint(
             scored, dataset, rows, threshold, out_dir, f"{name} ({split})", n_examples, device
         )
     return Evaluation(rows, rep, threshold, out_dir, files)
+
+
+def _open_split(store, split: str):
+    """The store (a folder or an open PreparedStore), refused when it lacks `split`."""
+    from facepad.data.store import PreparedStore
+
+    prepared = store if isinstance(store, PreparedStore) else PreparedStore(store)
+    if split not in prepared.splits():
+        raise ValueError(
+            f"{prepared.root} has no {split!r} split (it has {', '.join(prepared.splits())})"
+        )
+    return prepared
+
+
+def _model_sizes(ckpt: dict, prepared) -> tuple[int, int]:
+    """(input size, depth map size) the checkpoint was trained with; older checkpoints keep
+    them in their config only, and the store's depth size is the last resort."""
+    pre = ckpt.get("preprocess") or {}
+    data_cfg = (ckpt.get("config") or {}).get("data", {})
+    input_size = int(pre.get("input_size") or data_cfg.get("input_size") or 128)
+    depth_size = int(pre.get("depth_size") or data_cfg.get("depth_size") or prepared.depth_size)
+    return input_size, depth_size
+
+
+def _end_to_end(pipeline, prepared, split: str, threshold: float, rows: list[dict],
+                out_dir: Path) -> tuple[dict, Path]:  # fmt: skip
+    """The deployed pipeline on the split's raw images: its report section and its rows' csv."""
+    e2e_rows = score_end_to_end(pipeline, prepared, split, threshold)
+    path = report.write_scores_csv(e2e_rows, out_dir / "end_to_end_scores.csv")
+    return end_to_end_report(rows, e2e_rows, threshold), path
 
 
 def _write_depth_examples(
