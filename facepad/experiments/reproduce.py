@@ -206,11 +206,7 @@ def reproduce(
     steps = steps or Steps()
     out_dir = Path(out_dir)
     config_set = config_set or ("gpu" if source.kind == "celeba" else "cpu")
-    if config_set not in CONFIG_SETS:
-        raise ValueError(f"config set {config_set!r} unknown; use one of {', '.join(CONFIG_SETS)}")
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    _check_choices(config_set, models)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = Path(store_dir) if store_dir else out_dir / "store"
     n_steps = 2 + 2 * len(models)
@@ -226,14 +222,8 @@ def reproduce(
         for folder in (store, out_dir / "demo_data"):
             if folder.exists():
                 shutil.rmtree(folder)
-    if (store / "store.json").is_file():
-        print(f"  reusing prepared store {store} (--force to rebuild)")
-    else:
-        settings = steps.settings(list(recipes.values()), source, overrides)
-        if max_failed_fraction is not None:  # prepare's limit on failed samples
-            settings["max_failed_fraction"] = max_failed_fraction
-        print(f"  store settings: {settings}")
-        steps.prepare(source, store, out_dir, settings)
+    _prepare_or_reuse(steps, source, store, out_dir, list(recipes.values()), overrides,
+                      max_failed_fraction)  # fmt: skip
     seconds = {"prepare": time.perf_counter() - t0}
 
     # 2. train and 3. evaluate, per model
@@ -249,6 +239,37 @@ def reproduce(
 
     # 4. Table I and figures
     _step(f"{next(step)} Table I and figures -> {out_dir}")
+    table, files = _write_table_and_figures(evaluations, out_dir, seconds)
+    return Result(table, out_dir, files, seconds)
+
+
+def _check_choices(config_set: str, models: Sequence[str]) -> None:
+    if config_set not in CONFIG_SETS:
+        raise ValueError(f"config set {config_set!r} unknown; use one of {', '.join(CONFIG_SETS)}")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+
+
+def _prepare_or_reuse(
+    steps: Steps, source: Source, store: Path, out_dir: Path, recipes: list[Path],
+    overrides: Sequence[str], max_failed_fraction: float | None,
+) -> None:  # fmt: skip
+    """Prepare the store with the recipes' crop and map sizes, unless a finished one is there."""
+    if (store / "store.json").is_file():
+        print(f"  reusing prepared store {store} (--force to rebuild)")
+        return
+    settings = steps.settings(recipes, source, overrides)
+    if max_failed_fraction is not None:  # prepare's limit on failed samples
+        settings["max_failed_fraction"] = max_failed_fraction
+    print(f"  store settings: {settings}")
+    steps.prepare(source, store, out_dir, settings)
+
+
+def _write_table_and_figures(
+    evaluations: dict[str, tuple[list[dict], dict]], out_dir: Path, seconds: dict[str, float]
+) -> tuple[dict, dict]:
+    """Table I (md, csv), the end-to-end table, Figure 2 and ROC/DET, timings; printed too."""
     table = {m: _table_row(rep) for m, (_, rep) in evaluations.items()}
     files = write_table(table, out_dir)
     e2e_md = write_end_to_end_table(evaluations, out_dir, files)
@@ -260,7 +281,7 @@ def reproduce(
     print(f"Figure 2: {files['figure2']}; ROC/DET: {files.get('roc')}, {files.get('det')}")
     print(f"Per model: {out_dir}/<model>/ (report.md, roc.png, det.png, histogram.png, ")
     print("  depth_examples.png = the paper's Figure 3)")
-    return Result(table, out_dir, files, seconds)
+    return table, files
 
 
 def _train_model(
