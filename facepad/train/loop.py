@@ -615,6 +615,20 @@ def validate_and_checkpoint(run: Run, epoch: int, stats: dict) -> bool:
 
 def _record_epoch(run: Run, epoch: int, stats: dict, val: dict) -> bool:
     """Rank 0: best tracking, checkpoints, metrics.csv, TensorBoard, a log line. True: stop."""
+    improved = _track_best(run, epoch, val)
+    _save_checkpoints(run, epoch, val, improved)
+    _log_epoch(run, epoch, stats, val, improved)
+    if val.get("by_dataset"):
+        _record_by_dataset(run, epoch, val["by_dataset"])
+    patience = run.config.train.early_stop_patience
+    if patience > 0 and run.best["stale"] >= patience:
+        print(f"early stop: no better val {run.config.train.select} for {patience} epochs")
+        return True
+    return False
+
+
+def _track_best(run: Run, epoch: int, val: dict) -> bool:
+    """Update run.best with this epoch if it ranks better (True), else count it stale."""
     select = run.config.train.select
     improved = _rank_key(val, select) < _rank_key(run.best, select)
     if improved:
@@ -629,6 +643,11 @@ def _record_epoch(run: Run, epoch: int, stats: dict, val: dict) -> bool:
             "checkpoints are marked uncalibrated (best by val loss); predict, serve, export "
             "and evaluate will need --threshold"
         )
+    return improved
+
+
+def _save_checkpoints(run: Run, epoch: int, val: dict, improved: bool) -> None:
+    """last.pt every epoch (what a resume starts from); best.pt when the epoch ranks best."""
     ckpt = build_checkpoint(
         run.kept_model,
         config=config_to_dict(run.config),
@@ -647,6 +666,10 @@ def _record_epoch(run: Run, epoch: int, stats: dict, val: dict) -> bool:
     save_checkpoint(ckpt, run.last_path)
     if improved:
         save_checkpoint(ckpt, run.best_path)
+
+
+def _log_epoch(run: Run, epoch: int, stats: dict, val: dict, improved: bool) -> None:
+    """The epoch's row in metrics.csv and TensorBoard, and its line on stdout."""
     row = {
         "epoch": epoch,
         "step": run.step,
@@ -669,13 +692,6 @@ def _record_epoch(run: Run, epoch: int, stats: dict, val: dict) -> bool:
         f"AUC {val['val_auc']:.4f}, {row['train_samples_per_s']:.1f} samples/s"
         + (" *best*" if improved else "")
     )
-    if val.get("by_dataset"):
-        _record_by_dataset(run, epoch, val["by_dataset"])
-    patience = run.config.train.early_stop_patience
-    if patience > 0 and run.best["stale"] >= patience:
-        print(f"early stop: no better val {select} for {patience} epochs")
-        return True
-    return False
 
 
 def _print_summary(run: Run) -> None:
