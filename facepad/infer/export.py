@@ -97,7 +97,6 @@ def export_onnx(
     The graph's threshold is `threshold` when given, else the checkpoint's calibrated one; an
     uncalibrated checkpoint without `threshold` is refused (UncalibratedError).
     """
-    import onnx
 
     out = Path(out)
     model, ckpt = model_from_checkpoint(checkpoint)
@@ -112,8 +111,27 @@ def export_onnx(
         _, depth = scored(dummy)
     has_depth = depth is not None
     folded = ScoredModel(fold_cdc(copy.deepcopy(model))).eval()
-    graph = _ExportGraph(folded, has_depth).eval()
     output_names = ["score", "depth"] if has_depth else ["score"]
+    _trace(_ExportGraph(folded, has_depth).eval(), dummy, out, output_names, opset)
+    meta = {
+        META_THRESHOLD: repr(threshold),
+        META_CROP_SCALE: repr(crop_scale),
+        META_INPUT_SIZE: str(input_size),
+        META_CROP_SIZE: str(crop_size),
+        META_MODEL_NAME: str(ckpt["model"]["name"]),
+        META_MODEL_KWARGS: json.dumps(ckpt["model"].get("kwargs") or {}),
+    }
+    _set_metadata(out, meta)
+    summary = {"out": str(out), "opset": opset, "outputs": output_names, **meta}
+    if check:
+        crops = sample_face_crops(crop_scale, crop_size, input_size)
+        summary.update(compare_with_torch(scored, out, crops))
+    return summary
+
+
+def _trace(graph: nn.Module, dummy: torch.Tensor, out: Path, output_names: list[str],
+           opset: int) -> None:  # fmt: skip
+    """Trace `graph` into the ONNX file `out`, batch size left free."""
     dynamic_axes = {name: {0: "batch"} for name in ["images", *output_names]}
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -129,25 +147,18 @@ def export_onnx(
             opset_version=opset,
             dynamo=False,
         )
+
+
+def _set_metadata(out: Path, meta: dict[str, str]) -> None:
+    """Replace the file's metadata with `meta` (what predict and serve read back), checked."""
+    import onnx
+
     proto = onnx.load(str(out))
-    meta = {
-        META_THRESHOLD: repr(threshold),
-        META_CROP_SCALE: repr(crop_scale),
-        META_INPUT_SIZE: str(input_size),
-        META_CROP_SIZE: str(crop_size),
-        META_MODEL_NAME: str(ckpt["model"]["name"]),
-        META_MODEL_KWARGS: json.dumps(ckpt["model"].get("kwargs") or {}),
-    }
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
-    summary = {"out": str(out), "opset": opset, "outputs": output_names, **meta}
-    if check:
-        crops = sample_face_crops(crop_scale, crop_size, input_size)
-        summary.update(compare_with_torch(scored, out, crops))
-    return summary
 
 
 def compare_with_torch(scored: ScoredModel, onnx_path: Path, crops: np.ndarray) -> dict:
