@@ -244,6 +244,7 @@ def reproduce(
 
 
 def _check_choices(config_set: str, models: Sequence[str]) -> None:
+    """Refuse an unknown config set or model before the store is prepared."""
     if config_set not in CONFIG_SETS:
         raise ValueError(f"config set {config_set!r} unknown; use one of {', '.join(CONFIG_SETS)}")
     unknown = [m for m in models if m not in MODELS]

@@ -225,6 +225,7 @@ def add_routes(
     capacity: Capacity,
     keys_required: bool,
 ) -> None:
+    """Every route of the service on `app`; `create_app` adds the middleware around them."""
     _add_info_routes(app, predictor, settings.response, metrics, keys_required)
     _add_predict_route(app, predictor, settings, metrics, capacity)
 
