@@ -50,8 +50,8 @@ from facepad.data.split import choose_subjects
 from facepad.data.store import PreparedStore
 from facepad.evaluate import report
 from facepad.experiments.benchmark_results import ENSEMBLE, LATE_FUSION, seed_folder, write_results
+from facepad.experiments.paper_models import MODELS, check_models
 
-MODELS = ("binary_cnn", "depth_unet", "fusion")
 PROTOCOLS = ("intra", "cross", "lodo", "kfold")
 CROSS_TEST = ("all", "test")
 # One packaged recipe serves every model (its per-model sections give depth and fusion CDC).
@@ -410,9 +410,7 @@ def benchmark(
 
 def _check_settings(settings: Settings) -> None:
     """Refuse a run that could not finish, before anything trains."""
-    unknown = [m for m in settings.models if m not in MODELS]
-    if unknown or not settings.models:
-        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    check_models(settings.models)
     if settings.cross_test not in CROSS_TEST:
         raise ValueError(f"cross_test {settings.cross_test!r}: choose all or test")
     _check_seeds(settings)

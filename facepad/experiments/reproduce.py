@@ -24,8 +24,8 @@ import numpy as np
 
 from facepad.config import list_recipes, load_config, recipe_path
 from facepad.evaluate import plots, report
+from facepad.experiments.paper_models import MODELS, check_models
 
-MODELS = ("binary_cnn", "depth_unet", "fusion")
 CONFIG_SETS = ("cpu", "gpu")
 # Table I columns: (key in the report's overall metrics, header). Rates in percent.
 TABLE_COLUMNS = (
@@ -247,9 +247,7 @@ def _check_choices(config_set: str, models: Sequence[str]) -> None:
     """Refuse an unknown config set or model before the store is prepared."""
     if config_set not in CONFIG_SETS:
         raise ValueError(f"config set {config_set!r} unknown; use one of {', '.join(CONFIG_SETS)}")
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    check_models(models)
 
 
 def _prepare_or_reuse(
