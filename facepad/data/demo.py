@@ -374,7 +374,7 @@ def make_demo_dataset(
         spoof_per_subject=spoof_per_subject,
         test_fraction=test_fraction,
     )
-    if _finished_demo(out, params, overwrite):
+    if _reuse_or_clear(out, params, overwrite):
         return out
     sources, backgrounds = load_sources(n_subjects, seed)
     order = np.random.default_rng([seed, 1]).permutation(n_subjects)
@@ -413,7 +413,7 @@ def make_demo_dataset(
     return out
 
 
-def _finished_demo(out: Path, params: dict, overwrite: bool) -> bool:
+def _reuse_or_clear(out: Path, params: dict, overwrite: bool) -> bool:
     """True if `out` holds a finished demo made with `params` (reuse it); else clear what a
     killed run or `overwrite` allows, refusing any other non-empty folder."""
     marker = out / MARKER

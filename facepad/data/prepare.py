@@ -153,9 +153,9 @@ def _check_options(
 def _write_store_json(out: Path, settings: dict, summary: dict, max_failed_fraction: float) -> None:
     """store.json is written last: its presence says the store is complete."""
     meta = {k: v for k, v in settings.items() if k != "samples_sha256"}
-    meta["attributes"] = summary.pop("attributes")
+    meta["attributes"] = summary["attributes"]
     meta["max_failed_fraction"] = max_failed_fraction
-    meta["counts"] = summary
+    meta["counts"] = {k: v for k, v in summary.items() if k != "attributes"}
     _write_atomic(out / "store.json", _dumps(meta).encode())
 
 
