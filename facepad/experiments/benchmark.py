@@ -400,8 +400,10 @@ def benchmark(
               + (f" (fold {cell.fold})" if cell.fold is not None else ""), flush=True)  # fmt: skip
         train_views = [_write_view(v, opened[v.store], out / "splits") for v in cell.run.views]
         test_views = [_write_view(cell.test_view, opened[cell.test_view.store], out / "splits")]
-        outcomes += _run_cell(cell, recipes, train_views, test_views, out, settings, steps,
-                              seconds)  # fmt: skip
+        cell_outcomes, cell_seconds = _run_cell(cell, recipes, train_views, test_views, out,
+                                                settings, steps)  # fmt: skip
+        outcomes += cell_outcomes
+        seconds.update(cell_seconds)
     files = write_results(outcomes, out, settings)
     (out / "timings.json").write_text(json.dumps(seconds, indent=2) + "\n")
     print((out / "results.md").read_text())
@@ -442,11 +444,11 @@ def _split_settings(opened: Mapping[str, PreparedStore], settings: Settings) -> 
 
 def _run_cell(
     cell: Cell, recipes: Mapping[str, Path], train_views: list[dict], test_views: list[dict],
-    out: Path, settings: Settings, steps: Steps, seconds: dict[str, float],
-) -> list[Outcome]:  # fmt: skip
+    out: Path, settings: Settings, steps: Steps,
+) -> tuple[list[Outcome], dict[str, float]]:  # fmt: skip
     """Every model of one cell, per training seed, then the seeds' ensemble and the late
-    fusion where asked; each training's seconds go into `seconds`."""
-    outcomes = []
+    fusion where asked; with each training's seconds."""
+    outcomes, seconds = [], {}
     trained: dict[str, list[Path]] = {}  # model -> its checkpoint per training seed
     for model in settings.models:
         trained[model] = []
@@ -465,7 +467,7 @@ def _run_cell(
     if settings.late_fusion:
         outcomes += _late_fusion_and_test(cell, trained, train_views, test_views, out, settings,
                                           steps)  # fmt: skip
-    return outcomes
+    return outcomes, seconds
 
 
 def _train_and_test(
