@@ -23,6 +23,7 @@ class DataConfig:
     # {path: PATH, name: NAME, splits: CSV}; see facepad.data.multistore.
     stores: list[Any] = field(default_factory=list)
     balance: str = "none"  # none | dataset | class | dataset_class: train draws evenly per group
+    epoch_samples: int = 0  # balanced training: items drawn per epoch; 0 = the train split's size
     input_size: int = 128  # model input, pixels (the stored crop is resized to this)
     depth_size: int = 32  # depth map side; must equal input_size / model map_stride
     batch_size: int = 32  # global batch: split over DDP ranks

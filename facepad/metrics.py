@@ -212,6 +212,20 @@ def threshold_at_bpcer(scores: ArrayLike, is_live: ArrayLike, target: float) -> 
     return float(thresholds[ok[0]])
 
 
+def live_threshold(live_scores: ArrayLike, target_bpcer: float) -> float:
+    """The highest threshold that rejects at most `target_bpcer` of these bona fide scores, from
+    live presentations alone (no attacks needed): the (k+1)-th lowest score for k = floor(target
+    x n), moved halfway to the next lower score (`margin_threshold`). With n scores BPCER moves
+    in steps of 1 / n, so a 2 % target needs about 50 scores before it can reject any."""
+    s = np.sort(np.asarray(live_scores, dtype=np.float64).reshape(-1))
+    if s.size == 0:
+        raise ValueError("live_threshold needs at least one live score")
+    if not 0.0 <= target_bpcer < 1.0:
+        raise ValueError(f"target BPCER must be in [0, 1), got {target_bpcer}")
+    k = int(np.floor(target_bpcer * s.size + 1e-9))  # live scores allowed below the threshold
+    return margin_threshold(s, float(s[k]))
+
+
 def select_threshold(
     scores: ArrayLike, is_live: ArrayLike, rule: str = "eer", target: float | None = None
 ) -> float:

@@ -17,6 +17,8 @@ import numpy as np
 # CelebA-Spoof holds some very large photos; PIL's decompression-bomb guard would refuse them.
 MAX_PIXELS = 300_000_000
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
 
 class ImageError(ValueError):
     """An input that is not a readable image; the message names the file and what is wrong."""

@@ -50,10 +50,13 @@ def read_manifest(
     `test_fraction` of the subjects); validation is then carved from train by subject. With a
     `split` column that has no `val` rows, validation is carved from its train rows the same way.
     Without a `subject` column every video (`video` column, or a video row's path), else every
-    image, is its own subject (a warning says so). Rows naming a video become `frames_per_video`
-    evenly spaced frames. A `split` column that puts a subject in two splits is an error naming
-    the subjects, unless `allow_subject_overlap`. `use_split_column=False` ignores the column (all
-    rows are split as above: e.g. to train on every subject of a dataset and test elsewhere).
+    image, is its own subject (a warning says so). An empty subject cell (people not known, as in
+    celeba-spoof-mini's train split) is allowed only in a split column's rows and stays empty
+    (counted as `unknown_subject`); validation is never carved from such rows. Rows naming a
+    video become `frames_per_video` evenly spaced frames. A `split` column that puts a subject in
+    two splits is an error naming the subjects, unless `allow_subject_overlap`.
+    `use_split_column=False` ignores the column (all rows are split as above: e.g. to train on
+    every subject of a dataset and test elsewhere).
     Rows whose file is missing or unreadable video are skipped with a reason.
     """
     csv_path = Path(csv_path).expanduser().absolute()
@@ -80,6 +83,7 @@ def read_manifest(
     else:
         _split_off_test(samples, csv_path, test_subjects, test_fraction, seed)
     if not any(s.split == "val" for s in samples):
+        _check_subjects_known(samples, csv_path)
         # a different stream from the test choice, so val is not the test subjects' neighbours
         split_by_subject(samples, val_fraction, seed + 1)
     counts = result.counts
@@ -109,7 +113,13 @@ def _read_rows(
     naming the line."""
     result = ReadResult(
         samples=[],
-        counts={"rows": 0, "missing_image": 0, "duplicate_rows": 0, "live_attack_type_ignored": 0},
+        counts={
+            "rows": 0,
+            "missing_image": 0,
+            "duplicate_rows": 0,
+            "live_attack_type_ignored": 0,
+            "unknown_subject": 0,
+        },  # fmt: skip
     )
     seen: set[str] = set()
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
@@ -181,7 +191,12 @@ def _row_samples(
     split = _split_value(row, where) if columns.has_split else "train"
     subject = (row.get("subject") or "").strip() if columns.has_subject else ""
     if columns.has_subject and not subject:
-        raise ValueError(f"{where}: empty subject for {rel}; fill it or drop the column")
+        if not columns.has_split:
+            raise ValueError(
+                f"{where}: empty subject for {rel}; fill it, or give the rows a split column "
+                "(without one, test and validation are carved by subject)"
+            )
+        counts["unknown_subject"] += 1  # kept in its split; never carved from (read_manifest)
     if not Path(path).is_file():
         counts["missing_image"] += 1
         return SkippedInput(path=path, reason="image file missing")
@@ -189,7 +204,9 @@ def _row_samples(
     video = attributes.get("video", "") if columns.has_video else ""
     if is_video(path) and not video:
         attributes["video"] = video = rel
-    sample = Sample(path, label, attack, subject or video or rel, split, None, attributes)
+    # no subject column: the video (else the image) stands in; an empty cell stays unknown ("")
+    subject = subject if columns.has_subject else (video or rel)
+    sample = Sample(path, label, attack, subject, split, None, attributes)
     if is_video(path):
         return _video_frames(sample, frames_per_video, where, rel, counts)
     return [sample]
@@ -239,6 +256,18 @@ def _split_off_test(
     for sample in samples:
         if sample.subject in wanted:
             sample.split = "test"
+
+
+def _check_subjects_known(samples: list[Sample], csv_path: Path) -> None:
+    """Validation carved from train rows of unknown subject would share people with train and
+    flatter every figure: refuse, and say how to give the manifest its own val rows."""
+    unknown = sum(1 for s in samples if s.split == "train" and not s.subject)
+    if unknown:
+        raise ValueError(
+            f"{csv_path}: {unknown} train rows have an empty subject, so a validation split "
+            "carved from train would not be subject-disjoint; give the manifest val rows in its "
+            "split column (people not in train), or fill in the subjects"
+        )
 
 
 def check_subject_overlap(samples: list[Sample], source: str | Path) -> None:

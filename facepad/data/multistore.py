@@ -221,7 +221,8 @@ def balance_key(row: dict, mode: str) -> tuple[str, ...]:
 class BalancedDataset(torch.utils.data.Dataset):
     """A training set whose item k comes from group k mod G, drawn uniformly within the group.
 
-    The sampler shuffles k, so an epoch of the same length as the wrapped set holds every group
+    The sampler shuffles k, so an epoch (by default as long as the wrapped set; `epoch_samples`
+    sets its length, e.g. to validate a large pooled set more often) holds every group
     equally often (exactly per epoch, about equally per batch): a small dataset or the rarer class
     is seen as often as a large one (small groups repeat, large ones are subsampled). Simulated
     spoofs (`data.simulated_attacks`) are spoofs of their source's dataset, so the setting keeps
@@ -229,10 +230,13 @@ class BalancedDataset(torch.utils.data.Dataset):
     which DataLoader seeds per worker and epoch. Works with DistributedSampler.
     """
 
-    def __init__(self, dataset, mode: str):
+    def __init__(self, dataset, mode: str, epoch_samples: int = 0):
         if mode not in BALANCE_MODES or mode == "none":
             raise ValueError(f"balance mode {mode!r}: choose one of {', '.join(BALANCE_MODES[1:])}")
+        if epoch_samples < 0:
+            raise ValueError(f"epoch_samples must be 0 (the set size) or more: {epoch_samples}")
         self.dataset, self.mode = dataset, mode
+        self.epoch_samples = epoch_samples or len(dataset)
         groups: dict[tuple[str, ...], list[int]] = {}
         for position, i in enumerate(dataset.indices):
             groups.setdefault(balance_key(dataset.store.index[i], mode), []).append(position)
@@ -247,7 +251,7 @@ class BalancedDataset(torch.utils.data.Dataset):
         return self.dataset.store
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return self.epoch_samples
 
     def __getitem__(self, k: int) -> dict:
         group = self.groups[k % len(self.groups)]
@@ -259,11 +263,15 @@ class BalancedDataset(torch.utils.data.Dataset):
         )
 
 
-def balanced(dataset, mode: str):
-    """`dataset` itself for mode 'none', else a `BalancedDataset` over it."""
+def balanced(dataset, mode: str, epoch_samples: int = 0):
+    """`dataset` itself for mode 'none', else a `BalancedDataset` over it drawing
+    `epoch_samples` items an epoch (0: as many as the set holds)."""
     if mode == "none":
+        if epoch_samples:
+            raise ValueError("data.epoch_samples sets a balanced epoch's length: set data.balance")
         return dataset
-    result = BalancedDataset(dataset, mode)
+    result = BalancedDataset(dataset, mode, epoch_samples)
     if os.environ.get("RANK", "0") == "0":
-        print(f"balance {mode}: {len(result.groups)} groups drawn equally ({result.describe()})")
+        print(f"balance {mode}: {len(result.groups)} groups drawn equally ({result.describe()}), "
+              f"{len(result)} items an epoch")  # fmt: skip
     return result

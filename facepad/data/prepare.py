@@ -93,11 +93,17 @@ def prepare_store(
     jpeg_quality: int = JPEG_QUALITY,
     min_face_confidence: float = 0.5,
     box: str = "dataset",
+    face_crops: bool = False,
     max_failed_fraction: float = MAX_FAILED_FRACTION,
     progress: bool = True,
 ) -> Path:
     """Write (or finish) a prepared store for `read_result` in `out_dir`; returns `out_dir`.
 
+    `face_crops`: every image is already a face crop (a set shipped as crops, without frames or
+    boxes). `box="detector"` cuts the square at `crop_scale` around the detector's box on the crop
+    (black where it leaves the crop), the framing the Predictor gives a photo; `box="dataset"`
+    keeps the crop as given. Either way the summary says how the crops compare with the
+    detector's box (`face_crop_framing`).
     Rerunning with the same inputs and settings resumes; different ones raise `StoreError`.
     Raises `PrepareError` (store.json not written) when more than `max_failed_fraction` of the
     samples could not be prepared.
@@ -120,6 +126,7 @@ def prepare_store(
         "no_mesh_policy": no_mesh_policy,
         "min_face_confidence": min_face_confidence,
         "box": box,
+        "face_crops": face_crops,
         "num_samples": len(samples),
         "samples_sha256": _samples_digest(samples),
     }
@@ -295,11 +302,8 @@ def _run_shard(task, report=None) -> int:
         if isinstance(result, Skipped):
             records.append({"status": "skipped", "reason": result.reason, "detail": result.detail})
         else:
-            jpeg, depth_u8, box_source, box_problem, target = result
-            records.append(
-                {"status": "stored", "offset": offset, "length": len(jpeg), "box": box_source,
-                 "box_problem": box_problem, "depth": target}
-            )  # fmt: skip
+            jpeg, depth_u8, fields = result
+            records.append({"status": "stored", "offset": offset, "length": len(jpeg), **fields})
             blobs.append(jpeg)
             maps.append(depth_u8)
             offset += len(jpeg)
@@ -324,7 +328,8 @@ def _run_shard(task, report=None) -> int:
 
 
 def _process_sample(sample, settings):
-    """(jpeg, depth uint8 (D, D), box source, box problem, depth target kind), or `Skipped`."""
+    """(jpeg, depth uint8 (D, D), the shard record's fields: `box` source, `box_problem`,
+    `depth` target kind and, for face-crop sets, `framing`), or `Skipped`."""
     try:
         return _process_sample_unsafe(sample, settings)
     except Exception as e:  # a corrupt input in a big run is recorded, never a crash
@@ -344,10 +349,14 @@ def _process_sample_unsafe(sample, settings):
         rgb = load_sample_image(sample)  # an image file, or a frame of a video
     except ImageError as e:
         return Skipped("unreadable_image", str(e))
-    face = _face_box(sample, rgb, settings)
+    face = (
+        _face_crop_box(rgb, settings)
+        if settings["face_crops"]
+        else _face_box(sample, rgb, settings)
+    )
     if isinstance(face, Skipped):
         return face
-    box, box_source, box_problem = face
+    box, fields = face
     crop, matrix = square_crop_with_matrix(
         rgb, box, settings["crop_scale"], settings["crop_size"]
     )  # (S, S, 3)
@@ -371,7 +380,7 @@ def _process_sample_unsafe(sample, settings):
     jpeg = simplejpeg.encode_jpeg(
         crop, quality=settings["jpeg_quality"], colorspace="RGB", colorsubsampling="444"
     )
-    return jpeg, to_uint8(depth), box_source, box_problem, target
+    return jpeg, to_uint8(depth), {**fields, "depth": target}
 
 
 def dataset_box(sample, width: int, height: int):
@@ -387,12 +396,46 @@ def dataset_box(sample, width: int, height: int):
     return load_box(box_file, width, height)
 
 
+def whole_crop_box(width: int, height: int, crop_scale: float) -> tuple[float, ...]:
+    """The box of an image that is itself a face crop: centred, 1 / crop_scale of its sides, so
+    the square cut around it at `crop_scale` is the image itself (the crop as given)."""
+    w, h = width / crop_scale, height / crop_scale
+    return ((width - w) / 2, (height - h) / 2, w, h)
+
+
+def _face_crop_box(rgb, settings) -> tuple[tuple[float, ...], dict]:
+    """A face-crop set's box and record fields: the detector's box on the crop (`box` detector)
+    or the crop as given (`box` dataset, and where no face is found). `framing` says how the crop
+    compares with the detector's box: [IoU of the box with the crop, crop side / box side, share
+    of the square cut at crop_scale that falls outside the crop and is padded black]; NaN where no
+    face was found."""
+    from facepad.data.crop import crop_window
+    from facepad.data.faces import largest_face
+
+    height, width = rgb.shape[:2]
+    face = largest_face(_tools(settings)["detector"].detect(rgb))
+    if face is not None and settings["box"] == "detector":
+        box, source = face.box, "detector"
+    else:
+        box = whole_crop_box(width, height, settings["crop_scale"])
+        source = "dataset" if settings["box"] == "dataset" else "dataset-fallback"
+    if face is None:
+        return box, {"box": source, "box_problem": "", "framing": [math.nan] * 3}
+    x, y, w, h = face.box
+    x0, y0, side = crop_window(box, settings["crop_scale"])
+    inside_w = max(0, min(x0 + side, width) - max(x0, 0))
+    inside_h = max(0, min(y0 + side, height) - max(y0, 0))
+    framing = [w * h / (width * height), max(width, height) / max(w, h),  # the box lies inside
+               1 - inside_w * inside_h / side**2]  # fmt: skip
+    return box, {"box": source, "box_problem": "", "framing": [round(v, 4) for v in framing]}
+
+
 def _face_box(sample, rgb, settings):
-    """`(box, box_source, box_problem)` by the `box` setting (module docstring), or `Skipped`."""
+    """`(box, record fields)` by the `box` setting (module docstring), or `Skipped`."""
     height, width = rgb.shape[:2]
     given, problem = dataset_box(sample, width, height)
     if settings["box"] == "dataset" and given is not None:
-        return given, "dataset", ""
+        return given, {"box": "dataset", "box_problem": ""}
     if problem == "no_dataset_box":
         problem = None  # not a defect: the dataset gives no boxes (a manifest)
     from facepad.data.faces import largest_face
@@ -400,9 +443,10 @@ def _face_box(sample, rgb, settings):
     face = largest_face(_tools(settings)["detector"].detect(rgb))
     if face is not None:
         wanted_dataset = settings["box"] == "dataset" and problem is not None
-        return face.box, "detector-fallback" if wanted_dataset else "detector", problem or ""
+        source = "detector-fallback" if wanted_dataset else "detector"
+        return face.box, {"box": source, "box_problem": problem or ""}
     if given is not None:
-        return given, "dataset-fallback", ""
+        return given, {"box": "dataset-fallback", "box_problem": ""}
     why = f" (and the dataset box: {problem})" if problem else ""
     return Skipped("no_face", f"{sample.path}: face detector found no face{why}")
 
@@ -422,6 +466,7 @@ def _assemble(out: Path, chunks, read_result, settings) -> dict:
         skipped_rows.append([reader_skip.path, "", "", "reader", reader_skip.reason])
     stored_by = {"split_label": Counter(), "split_attack": Counter()}
     box_sources, box_problems, targets, reasons = Counter(), Counter(), Counter(), Counter()
+    framings, unknown_subject = [], Counter()
     for shard, chunk in enumerate(chunks):
         records = json.loads(rows_path(out, shard).read_text())
         for sample, rec in zip(chunk, records, strict=True):
@@ -440,6 +485,10 @@ def _assemble(out: Path, chunks, read_result, settings) -> dict:
             box_sources[rec["box"]] += 1
             box_problems[rec.get("box_problem") or ""] += 1
             targets[rec["depth"]] += 1
+            if "framing" in rec:
+                framings.append(rec["framing"])
+            if not sample.subject:
+                unknown_subject[sample.split] += 1
     failed = sum(reasons.values())
     reasons["reader"] += len(read_result.skipped)
     _write_csv(out / "index.csv", list(INDEX_COLUMNS) + attr_names, index_rows)
@@ -455,10 +504,36 @@ def _assemble(out: Path, chunks, read_result, settings) -> dict:
         "box_source": dict(sorted(box_sources.items())),
         "dataset_box_problem": dict(sorted(box_problems.items())),
         "depth_target": dict(sorted(targets.items())),
+        "live_mesh_rate": _mesh_rate(targets, reasons),
+        "face_crop_framing": _framing_summary(framings),
+        "unknown_subject": dict(sorted(unknown_subject.items())),
         "reader": dict(sorted(read_result.counts.items())),
         "subjects_in_two_splits": subjects_in_two_splits(s for c in chunks for s in c),
         "attributes": attr_names,
     }
+
+
+def _mesh_rate(targets: Counter, reasons: Counter) -> float | None:
+    """Share of the live crops whose face mesh succeeded (None when no live crop was tried)."""
+    tried = targets["mesh"] + targets["ellipse"] + reasons["no_mesh"]
+    return round(targets["mesh"] / tried, 4) if tried else None
+
+
+def _framing_summary(framings: list[list[float]]) -> dict:
+    """Medians and 10-90 % ranges of the face-crop framing (`_face_crop_box`), and how many
+    crops had no face found; empty unless the store was cut from face crops."""
+    import numpy as np
+
+    if not framings:
+        return {}
+    values = np.array(framings, dtype=np.float64)  # (n, 3)
+    found = values[~np.isnan(values[:, 0])]
+    out = {"crops": len(values), "no_face": int(len(values) - len(found))}
+    for k, name in enumerate(("box_iou", "crop_over_box", "padded_share")):
+        if len(found):
+            p10, p50, p90 = np.percentile(found[:, k], [10, 50, 90])
+            out[name] = {"median": round(p50, 3), "p10": round(p10, 3), "p90": round(p90, 3)}
+    return out
 
 
 def _check_failures(out: Path, counts: dict, n_samples: int, limit: float) -> None:
@@ -503,6 +578,20 @@ def _print_summary(out: Path, counts: dict) -> None:
     reader = {k: v for k, v in counts["reader"].items() if v and k in READER_DEFECTS}
     if reader:
         print("  reader: " + ", ".join(f"{k} {v}" for k, v in reader.items()))
+    if counts.get("live_mesh_rate") is not None:
+        print(f"  face mesh found on {100 * counts['live_mesh_rate']:.1f} % of the live crops")
+    framing = counts.get("face_crop_framing")
+    if framing and "box_iou" in framing:
+        iou, ratio, pad = (
+            framing[k]["median"] for k in ("box_iou", "crop_over_box", "padded_share")
+        )
+        print(f"  face crops: the detector's box covers {100 * iou:.0f} % of a crop (median; crop "
+              f"side {ratio:.2f}x the box), {100 * pad:.0f} % of each cut padded; no face on "
+              f"{framing['no_face']} of {framing['crops']}")  # fmt: skip
+    if counts.get("unknown_subject"):
+        where = ", ".join(f"{k} {v}" for k, v in counts["unknown_subject"].items())
+        print(f"  subject unknown for {where} samples: they share no split with known people, but "
+              "a split carved from them would not be subject-disjoint (none was)")  # fmt: skip
     overlap = counts["subjects_in_two_splits"]
     if overlap:
         print(f"  subjects in two splits: {len(overlap)}: {describe_overlap(overlap)}")
@@ -547,9 +636,17 @@ def register(subparsers) -> None:
     p.add_argument(
         "--box",
         choices=BOX_MODES,
-        default="dataset",
+        default=None,
         help="face box: the dataset's (detector where it has none) or the detector's, as at "
-        "inference (dataset box where no face is found); index.csv's box_source records which",
+        "inference (dataset box where no face is found); index.csv's box_source records which. "
+        "Default: dataset, or detector with --face-crops",
+    )
+    p.add_argument(
+        "--face-crops",
+        action="store_true",
+        help="manifest: every image is already a face crop (a set shipped as crops). The square "
+        "is cut at --crop-scale around the detector's box on the crop, as predict cuts a photo "
+        "(--box dataset: the crop as given); the summary compares crop and box",
     )
     p.add_argument(
         "--max-failed-fraction",
@@ -581,6 +678,9 @@ def register(subparsers) -> None:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    if args.face_crops and not args.manifest:
+        raise ValueError("--face-crops describes a manifest's images: use it with --manifest CSV")
+    box = args.box or ("detector" if args.face_crops else "dataset")
     if args.celeba_spoof or args.demo:
         from facepad.data.celeba_spoof import read_celeba_spoof
 
@@ -615,7 +715,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         workers=args.workers,
         no_mesh_policy=args.no_mesh_policy,
         shard_size=args.shard_size,
-        box=args.box,
+        box=box,
+        face_crops=args.face_crops,
         max_failed_fraction=args.max_failed_fraction,
         progress=not args.no_progress,
     )

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+from facepad.data.images import IMAGE_SUFFIXES
+
 CSV_FIELDS = [
     "source",
     "frame",
@@ -47,9 +48,14 @@ def register(subparsers) -> None:
     p.add_argument(
         "inputs", nargs="+", help="image files, folders (recursive), video files, or a webcam index"
     )
-    model = p.add_mutually_exclusive_group(required=True)
+    model = p.add_mutually_exclusive_group()
     model.add_argument("--checkpoint", type=Path, help="a .pt checkpoint (torch backend)")
-    model.add_argument("--onnx", type=Path, help="an exported .onnx model (onnxruntime backend)")
+    model.add_argument(
+        "--onnx",
+        type=Path,
+        help="an exported .onnx model (onnxruntime backend); without --checkpoint or --onnx, "
+        "the model that ships with facepad",
+    )
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
     p.add_argument("--csv", type=Path, help="write one row per face to this CSV file")
     p.add_argument("--annotate", type=Path, help="write annotated images/videos into this folder")
@@ -76,6 +82,27 @@ def register(subparsers) -> None:
         "--threshold", type=float, default=None, help=THRESHOLD_HELP + " (written into the graph)"
     )
     e.set_defaults(func=run_export)
+
+    c = subparsers.add_parser(
+        "calibrate",
+        help="set a model's threshold from live captures of your own camera",
+        description="Score the largest face in every image (and 10 frames of every video) under "
+        "--live, all bona fide captures of the deployment's camera, and write a copy of the "
+        "model whose threshold rejects --target-bpcer of them. No attacks needed.",
+    )
+    c.add_argument(
+        "model", type=Path, nargs="?", help="a .pt or .onnx (default: the shipped model)"
+    )
+    c.add_argument("--live", type=Path, required=True, help="folder of live images or videos")
+    c.add_argument(
+        "--target-bpcer",
+        type=float,
+        default=0.02,
+        help="share of these live faces the threshold may reject (default 0.02)",
+    )
+    c.add_argument("--out", type=Path, required=True, help="the calibrated copy (.pt or .onnx)")
+    c.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    c.set_defaults(func=run_calibrate)
 
 
 def add_face_choice_arguments(parser: argparse.ArgumentParser, default: str) -> None:
@@ -139,6 +166,33 @@ def run_export(args: argparse.Namespace) -> int:
         if "max_abs_diff_depth" in summary:
             line += f", depth {summary['max_abs_diff_depth']:.2e}"
         print(line)
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from facepad.infer.calibrate import calibrate
+    from facepad.infer.predictor import PredictorError
+
+    try:
+        if args.model is None:
+            from facepad.infer.shipped import shipped_model_path
+
+            args.model = shipped_model_path()
+        rec = calibrate(args.model, args.live, args.target_bpcer, args.out, threads=args.threads)
+    except PredictorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    n = rec["faces"]
+    print(f"{n} live faces ({rec['images']} images, {rec['video_frames']} video frames; no face "
+          f"in {rec['no_face']}, {rec['unreadable']} unreadable) under {args.live}")  # fmt: skip
+    if rec["previous_threshold"] is not None:
+        print(f"  the model's threshold {rec['previous_threshold']:.4f} rejects "
+              f"{100 * rec['previous_bpcer']:.1f} % of them")  # fmt: skip
+    print(f"  new threshold {rec['threshold']:.4f} rejects {100 * rec['bpcer']:.1f} % "
+          f"(target {100 * args.target_bpcer:g} %) -> {args.out}")  # fmt: skip
+    if n * args.target_bpcer < 1:
+        print(f"  note: {n} faces cannot show a {100 * args.target_bpcer:g} % rate (one face is "
+              f"{100 / n:.1f} %): capture at least {int(1 / args.target_bpcer) + 1}")  # fmt: skip
     return 0
 
 
@@ -321,6 +375,10 @@ def run_predict(args: argparse.Namespace) -> int:
         return 2
     model, backend = (args.onnx, "onnx") if args.onnx is not None else (args.checkpoint, "torch")
     try:
+        if model is None:
+            from facepad.infer.shipped import shipped_model_path
+
+            model, backend = shipped_model_path(), "onnx"
         predictor = Predictor.from_checkpoint(
             model,
             backend,

@@ -133,19 +133,25 @@ def decision_threshold(backend: Backend, threshold: float | None) -> float:
 class Predictor:
     """Detects faces, crops them exactly as `facepad prepare` does, and scores every face.
 
-    Built with `Predictor.from_checkpoint`. Thread-safe: the face detector (mediapipe, not safe to
-    share between threads) runs under a lock; the model runs outside it.
+    `Predictor()` uses the model that ships with facepad (onnxruntime); `Predictor.from_checkpoint`
+    or `from_path` load another. Thread-safe: the face detector (mediapipe, not safe to share
+    between threads) runs under a lock; the model runs outside it.
     """
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | None = None,
         *,
         threshold: float | None = None,
         largest_only: bool = False,
         detector: Any = None,
         face_choice: FaceChoice | None = None,
     ):
+        if backend is None:  # the shipped model
+            from facepad.infer.onnx_backend import OnnxBackend
+            from facepad.infer.shipped import shipped_model_path
+
+            backend = OnnxBackend(shipped_model_path())
         self.backend = backend
         self.face_choice = face_choice or FaceChoice(largest_only=largest_only)
         self.threshold = decision_threshold(backend, threshold)

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from facepad.models.efficientnet_lite import EfficientNetLite0
+from facepad.models.encoders import PLAIN, check_encoder, input_norm_for, start_from_imagenet
 from facepad.models.layers import Normalize, conv_bn_relu, init_weights
 
 
@@ -95,30 +97,53 @@ def check_input_size(images: torch.Tensor, n_stages: int) -> None:
 class DepthUNet(nn.Module):
     """Encoder-decoder with skip connections and no FC layer; output {"depth": (B, 1, h, w)}.
 
-    h = H / map_stride: 256x256 in with map_stride 8 gives the usual 32x32 map. theta > 0 turns
-    the encoder convs into central difference convs (CDC).
+    h = H / map_stride: 256x256 in with map_stride 8 gives the usual 32x32 map. Plain encoder
+    (the paper's): stride-2 conv stages of `widths`; theta > 0 turns them into central
+    difference convs (CDC). Pretrained encoder: the EfficientNet-Lite0 trunk up to stride 16,
+    the decoder climbing its stride 16-2 features.
     """
 
     def __init__(
         self,
-        widths: tuple[int, ...] = (32, 64, 128, 256, 256),
+        widths: tuple[int, ...] | None = None,
         map_stride: int = 8,
         theta: float = 0.0,
-        input_norm: str = "imagenet",
+        input_norm: str | None = None,
+        encoder: str = PLAIN,
+        pretrained: bool = False,
+        freeze_stride: int = 0,
     ):
         super().__init__()
-        self.kwargs = dict(
-            widths=list(widths),
-            map_stride=map_stride,
-            theta=theta,
-            input_norm=input_norm,
+        self.kwargs, self.encoder = build_encoder(
+            encoder, widths, theta, freeze_stride, pretrained, input_norm, out_stride=16
         )
-        self.normalize = Normalize(input_norm)
-        self.encoder = UNetEncoder(tuple(widths), theta=theta)
-        self.decoder = DepthDecoder(tuple(widths), map_stride)
+        self.kwargs["map_stride"] = map_stride
+        self.normalize = Normalize(self.kwargs["input_norm"])
+        self.decoder = DepthDecoder(tuple(self.encoder.widths), map_stride)
         init_weights(self)
+        start_from_imagenet(self.encoder if encoder != PLAIN else None, pretrained)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        check_input_size(images, len(self.encoder.stages))
+        check_input_size(images, len(self.encoder.widths))
         features = self.encoder(self.normalize(images))
         return {"depth": self.decoder(features)}  # (B, 1, h, w) in [0, 1]
+
+
+def build_encoder(
+    encoder: str, widths, theta: float, freeze_stride: int, pretrained: bool,
+    input_norm: str | None, out_stride: int,
+) -> tuple[dict, nn.Module]:  # fmt: skip
+    """(kwargs to keep, encoder module) of a U-Net-shaped model: the plain stride-2 conv stages,
+    or the Lite0 trunk cut at `out_stride` (its weights loaded later by the model). The kwargs
+    hold the resolved input normalisation."""
+    check_encoder(encoder, {"widths": widths, "theta": theta},
+                  {"pretrained": pretrained, "freeze_stride": freeze_stride})  # fmt: skip
+    if encoder == PLAIN:
+        widths = tuple(widths) if widths is not None else (32, 64, 128, 256, 256)
+        kwargs = dict(encoder=encoder, widths=list(widths), theta=theta)
+        module = UNetEncoder(widths, theta=theta)
+    else:
+        kwargs = dict(encoder=encoder, freeze_stride=freeze_stride)
+        module = EfficientNetLite0(out_stride, freeze_stride)
+    kwargs["input_norm"] = input_norm_for(encoder, input_norm)
+    return kwargs, module

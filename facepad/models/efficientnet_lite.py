@@ -100,12 +100,19 @@ class EfficientNetLite0(nn.Module):
     `out_stride` cuts the trunk: 16 keeps the stages a depth decoder needs (stride 2-16), 32 adds
     the last stages and the 1x1 head (1280 channels) a classifier pools. Features come finest
     first, like facepad's own U-Net encoder, so the same depth decoder climbs either.
+
+    `freeze_stride` > 0 fixes the stem and the blocks up to the features at that stride at their
+    pretrained values: no gradients, BatchNorm statistics kept (they stay in eval mode). The
+    early, high-resolution stages carry generic edges and colours, cost most of a backward pass,
+    and are where a few cameras' statistics would overwrite ImageNet's.
     """
 
-    def __init__(self, out_stride: int = 32):
+    def __init__(self, out_stride: int = 32, freeze_stride: int = 0):
         super().__init__()
         if out_stride not in (16, 32):
             raise ValueError(f"out_stride must be 16 or 32, got {out_stride}")
+        if freeze_stride not in (0, 2, 4, 8):
+            raise ValueError(f"freeze_stride must be 0 (nothing) or 2, 4, 8, got {freeze_stride}")
         self.stem = conv_bn(3, STEM_CHANNELS, 3, 2)
         blocks, in_ch, stride = [], STEM_CHANNELS, 2
         self.taps: list[int] = []  # the block after which each stride's feature is taken
@@ -126,6 +133,19 @@ class EfficientNetLite0(nn.Module):
         self.head = conv_bn(in_ch, HEAD_CHANNELS) if out_stride == 32 else None
         self.widths.append(HEAD_CHANNELS if self.head is not None else in_ch)
         self.out_stride = out_stride
+        self.n_frozen = 0 if not freeze_stride else self.taps[freeze_stride.bit_length() - 2] + 1
+        for module in self.frozen_modules():
+            module.requires_grad_(False)
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """The stem and the first `n_frozen` blocks when freezing, else nothing."""
+        return [self.stem, *self.blocks[: self.n_frozen]] if self.n_frozen else []
+
+    def train(self, mode: bool = True) -> EfficientNetLite0:
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.eval()  # frozen BatchNorm keeps its pretrained statistics
+        return self
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)  # (B, 32, H/2, W/2)

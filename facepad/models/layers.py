@@ -10,16 +10,20 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-INPUT_NORMS = ("imagenet", "image", "image_gray")
+INPUT_NORMS = ("imagenet", "image", "image_gray", "efficientnet_lite")
+# EfficientNet-Lite's own input scaling, (x - 127) / 128 on 0-255 pixels
+LITE_MEAN, LITE_STD = 127.0 / 255.0, 128.0 / 255.0
 LUMA = (0.299, 0.587, 0.114)
 
 
 class Normalize(nn.Module):
     """Input normalisation kept inside the model, so export and serving need no preprocessing.
 
-    mode "imagenet": fixed ImageNet mean and std. "image": each image's own channel mean and std,
-    which removes brightness, contrast and colour cast, the cues that differ most between cameras
-    and lights. "image_gray": the same on luma (copied to 3 channels), which also drops saturation.
+    mode "imagenet": fixed ImageNet mean and std. "efficientnet_lite": the scaling the
+    EfficientNet-Lite ImageNet weights were trained with, (x - 127) / 128 on 0-255 pixels.
+    "image": each image's own channel mean and std, which removes brightness, contrast and colour
+    cast, the cues that differ most between cameras and lights. "image_gray": the same on luma
+    (copied to 3 channels), which also drops saturation.
     """
 
     def __init__(self, mode: str = "imagenet"):
@@ -27,14 +31,17 @@ class Normalize(nn.Module):
         if mode not in INPUT_NORMS:
             raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {mode!r}")
         self.mode = mode
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        if mode == "efficientnet_lite":
+            mean, std = (LITE_MEAN,) * 3, (LITE_STD,) * 3
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected RGB images (B, 3, H, W) in [0, 1], got {tuple(x.shape)}")
-        if self.mode == "imagenet":
+        if self.mode in ("imagenet", "efficientnet_lite"):
             return (x - self.mean) / self.std
         if self.mode == "image_gray":
             x = (x * self.luma).sum(1, keepdim=True).expand(-1, 3, -1, -1)

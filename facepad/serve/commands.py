@@ -29,7 +29,13 @@ def _add_serve(subparsers) -> None:
         "GET / (page). Safe defaults: loopback only, no /docs, CORS closed, decisions without "
         "scores, bounded uploads and queue.",
     )
-    s.add_argument("model", type=Path, help="a .pt checkpoint (torch) or .onnx (onnxruntime)")
+    s.add_argument(
+        "model",
+        type=Path,
+        nargs="?",
+        help="a .pt checkpoint (torch) or .onnx (onnxruntime); default: the model that ships "
+        "with facepad",
+    )
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="processes serving the one port")
@@ -146,6 +152,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from facepad.serve.settings import SETTINGS_ENV, SettingsError, load_api_keys
 
     try:
+        if args.model is None:
+            from facepad.infer.shipped import shipped_model_path
+
+            args.model = shipped_model_path()
         settings = settings_from_args(args)
         keys = load_api_keys(settings.api_key_file)
         if not args.model.is_file():

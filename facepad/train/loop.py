@@ -60,7 +60,7 @@ def build_datasets(config: Config) -> tuple[Dataset, Dataset, dict]:
     store = open_stores(d.store, d.stores)  # one store, or several (data.stores) as one
     augment = training_augment(d)
     train_set = StoreDataset(store, d.train_split, d.input_size, d.depth_size, augment=augment)
-    train_set = balanced(train_set, d.balance)
+    train_set = balanced(train_set, d.balance, d.epoch_samples)
     val_set = StoreDataset(store, d.val_split, d.input_size, d.depth_size, augment=False)
     for split, ds in ((d.train_split, train_set), (d.val_split, val_set)):
         if len(ds) == 0:
