@@ -30,7 +30,10 @@ def save_tiny_checkpoint(
     from facepad.models import create_model
 
     torch.manual_seed(seed)
-    kwargs = {**(TINY_MODELS.get(name) or {}), **(extra or {})}  # extra: e.g. {'theta': 0.7}
+    base = TINY_MODELS.get(name) or {}
+    if (extra or {}).get("encoder", "plain") != "plain":  # a pretrained trunk: its own widths
+        base = {k: v for k, v in base.items() if k == "map_stride"}
+    kwargs = {**base, **(extra or {})}  # extra: e.g. {'theta': 0.7}
     model = create_model(name, **kwargs).eval()
     ckpt = {
         "format_version": 1,

@@ -193,3 +193,26 @@ def test_one_validation_threshold_whoever_asks():
     # Overlapping classes: the EER point with the margin, as before.
     t = M.eer_threshold(SCORES, LIVE)
     assert t == M.margin_threshold(np.array(SCORES), M.eer(SCORES, LIVE)[1])
+
+
+def test_live_threshold_hand_counted():
+    live = [0.9, 0.2, 0.6, 0.8, 0.4]  # sorted: 0.2 0.4 0.6 0.8 0.9
+    # 20 % of 5 faces: one may be rejected -> the threshold sits between 0.2 and 0.4
+    t = M.live_threshold(live, 0.2)
+    assert 0.2 < t <= 0.4 and np.mean(np.array(live) < t) == 0.2
+    # under one face's share: none rejected, the threshold just under the lowest score
+    t0 = M.live_threshold(live, 0.1)
+    assert t0 <= 0.2 and np.mean(np.array(live) < t0) == 0.0
+    # 40 %: two rejected
+    assert np.mean(np.array(live) < M.live_threshold(live, 0.4)) == 0.4
+
+
+def test_live_threshold_never_exceeds_its_target_with_ties():
+    live = [0.5] * 4 + [0.7] * 6
+    for target in (0.0, 0.1, 0.3, 0.4, 0.5, 0.9):
+        t = M.live_threshold(live, target)
+        assert np.mean(np.array(live) < t) <= target + 1e-12
+    with pytest.raises(ValueError, match="at least one live score"):
+        M.live_threshold([], 0.02)
+    with pytest.raises(ValueError, match=r"target BPCER must be in \[0, 1\)"):
+        M.live_threshold([0.5], 1.0)

@@ -138,7 +138,7 @@ def prepare_store(
     summary = _assemble(out, chunks, read_result, settings)
     _check_failures(out, summary, len(samples), max_failed_fraction)
     _write_store_json(out, settings, summary, max_failed_fraction)
-    _print_summary(out, summary)
+    _print_summary(out, summary, settings)
     return out
 
 
@@ -430,6 +430,32 @@ def _face_crop_box(rgb, settings) -> tuple[tuple[float, ...], dict]:
     return box, {"box": source, "box_problem": "", "framing": [round(v, 4) for v in framing]}
 
 
+def measured_crop_scale(samples, n: int = 200, seed: int = 0) -> float:
+    """How a face-crop set frames faces: the median of crop side / detector box side over up to
+    `n` of its crops (seeded choice), rounded to 0.01. Kept as given, such crops frame the face
+    as a square cut at this scale around the detector's box does, so prepare records it and
+    predict cuts photos at it."""
+    import random
+
+    from facepad.data.faces import FaceDetector, largest_face
+    from facepad.data.images import ImageError, load_image
+
+    chosen = random.Random(seed).sample(list(samples), min(n, len(samples)))
+    ratios = []
+    with FaceDetector() as detector:
+        for sample in chosen:
+            try:
+                rgb = load_image(sample.path)
+            except ImageError:
+                continue
+            face = largest_face(detector.detect(rgb))
+            if face is not None:
+                ratios.append(max(rgb.shape[:2]) / max(face.box[2], face.box[3]))
+    if not ratios:
+        raise PrepareError(f"the face detector found no face on {len(chosen)} of the crops")
+    return round(float(sorted(ratios)[len(ratios) // 2]), 2)
+
+
 def _face_box(sample, rgb, settings):
     """`(box, record fields)` by the `box` setting (module docstring), or `Skipped`."""
     height, width = rgb.shape[:2]
@@ -562,7 +588,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
     os.replace(tmp, path)
 
 
-def _print_summary(out: Path, counts: dict) -> None:
+def _print_summary(out: Path, counts: dict, settings: dict) -> None:
     print(f"prepared store: {out}")
     print(f"  stored {counts['stored']}, skipped {counts['skipped']} (see skipped.csv)")
     for title, key in (
@@ -588,6 +614,11 @@ def _print_summary(out: Path, counts: dict) -> None:
         print(f"  face crops: the detector's box covers {100 * iou:.0f} % of a crop (median; crop "
               f"side {ratio:.2f}x the box), {100 * pad:.0f} % of each cut padded; no face on "
               f"{framing['no_face']} of {framing['crops']}")  # fmt: skip
+        scale = settings["crop_scale"]
+        if settings["box"] == "dataset" and abs(ratio / scale - 1) > 0.05:
+            print(f"  warning: crops kept as given frame faces at {ratio:.2f}x the box, not the "
+                  f"--crop-scale {scale} that predict will cut photos at: prepare again with "
+                  f"--crop-scale {ratio:.2f}")  # fmt: skip
     if counts.get("unknown_subject"):
         where = ", ".join(f"{k} {v}" for k, v in counts["unknown_subject"].items())
         print(f"  subject unknown for {where} samples: they share no split with known people, but "

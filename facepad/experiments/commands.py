@@ -134,6 +134,12 @@ def _add_reproduce(subparsers) -> None:
     src.add_argument("--manifest", metavar="CSV", help="a manifest CSV (e.g. nuaa-dev)")
     p.add_argument("--protocol", default="intra_test", help="CelebA-Spoof protocol")
     p.add_argument("--test-subjects", nargs="+", default=None, help="manifest test subjects")
+    p.add_argument(
+        "--face-crops",
+        action="store_true",
+        help="manifest: the images are face crops (e.g. celeba-spoof-mini): kept as given, "
+        "their framing measured; recipe celeba_mini_cpu",
+    )
     p.add_argument("--out", required=True, help="results folder, e.g. results/demo")
     p.add_argument("--store", default=None, help="prepared store to use (default: <out>/store)")
     p.add_argument(
@@ -306,9 +312,10 @@ def _reproduce(args: argparse.Namespace) -> int:
     elif args.celeba_spoof:
         source = Source("celeba", args.celeba_spoof, protocol=args.protocol)
     else:
-        source = Source("manifest", args.manifest, test_subjects=args.test_subjects)
-    if args.test_subjects and source.kind != "manifest":
-        print("error: --test-subjects applies to --manifest only", file=sys.stderr)
+        source = Source("manifest", args.manifest, test_subjects=args.test_subjects,
+                        face_crops=args.face_crops)  # fmt: skip
+    if (args.test_subjects or args.face_crops) and source.kind != "manifest":
+        print("error: --test-subjects and --face-crops apply to --manifest only", file=sys.stderr)
         return 2
     start = time.perf_counter()
     reproduce(

@@ -52,6 +52,7 @@ class Source:
     path: str = ""
     protocol: str = "intra_test"
     test_subjects: Sequence[str] | None = None
+    face_crops: bool = False  # a manifest of face crops (kept as given, framing measured)
 
     @property
     def dataset_name(self) -> str:
@@ -64,6 +65,8 @@ def recipe_for(model: str, source: Source, config_set: str) -> Path:
     dataset is 'demo', 'celeba' or 'nuaa' (manifests). Recipes hold a section per model, so the
     model is set by an override (model.name) and one recipe serves all models."""
     dataset = {"demo": "demo", "celeba": "celeba"}.get(source.kind, "nuaa")
+    if source.face_crops:
+        dataset = "celeba_mini"  # the recipe for face-crop sets (celeba-spoof-mini's 112 px)
     names = [f"{dataset}_{config_set}"]
     if source.kind == "celeba":
         names.insert(0, f"{dataset}_{source.protocol.split('_')[0]}_{config_set}")
@@ -121,12 +124,20 @@ def default_prepare(source: Source, store_dir: Path, work_dir: Path, settings: d
         raise ValueError(f"unknown data source {source.kind!r}")
     print(f"  read {len(result.samples)} samples, skipped {len(result.skipped)}")
     limit = settings.get("max_failed_fraction")
+    framing = {}
+    if source.face_crops:  # kept as given; the scale predict cuts photos at is measured
+        from facepad.data.prepare import measured_crop_scale
+
+        framing = {"face_crops": True, "box": "dataset"}
+        framing["crop_scale"] = measured_crop_scale(result.samples)
+        print(f"  face crops: {framing['crop_scale']:.2f}x the detector's box (median)")
     return prepare_store(
         result,
         store_dir,
         dataset_name=source.dataset_name,
         crop_size=settings["crop_size"],
         depth_size=settings["depth_size"],
+        **framing,
         **({} if limit is None else {"max_failed_fraction": limit}),
     )
 
