@@ -19,19 +19,34 @@ COMMAND_MODULES = (
 )
 
 
+VERBOSE_HELP = (
+    "show the log lines of third-party libraries (mediapipe's absl, TF Lite and protobuf "
+    "warnings), hidden by default; also FACEPAD_VERBOSE=1"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facepad", description="Face presentation attack detection toolkit."
     )
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    for command in subparsers.choices.values():  # `facepad predict --verbose` works too
+        # SUPPRESS: a command without the flag leaves `facepad --verbose COMMAND`'s value alone.
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help=VERBOSE_HELP)  # fmt: skip
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        from facepad.data.faces import show_third_party_logs
+
+        show_third_party_logs()  # before any command loads mediapipe, for every worker it starts
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, FileExistsError, ValueError) as err:

@@ -16,7 +16,9 @@ from facepad.data.store import PreparedStore
 from facepad.evaluate import report
 from facepad.experiments import benchmark as bm
 from facepad.experiments import benchmark_results
-from facepad.experiments.benchmark import Settings, Steps
+from facepad.experiments.benchmark import Steps
+from facepad.experiments.benchmark_cells import Settings
+from facepad.experiments.paper_models import MODELS
 
 SEPARATION = {"binary_cnn": 0.2, "depth_unet": 0.35, "fusion": 0.4, "late_fusion": 0.45}
 
@@ -152,7 +154,7 @@ def recipe(tmp_path) -> str:
 
 def test_orchestration_resume_and_refusals(stores, tmp_path):
     fake = FakeSteps()
-    settings = Settings(recipes=dict.fromkeys(bm.MODELS, recipe(tmp_path)), folds=2, n_boot=20)
+    settings = Settings(recipes=dict.fromkeys(MODELS, recipe(tmp_path)), folds=2, n_boot=20)
     out = tmp_path / "bench"
     files = bm.benchmark(stores, "intra:B,cross:A,lodo:A,kfold:C", out, settings,
                          steps=fake.steps())  # fmt: skip
@@ -191,7 +193,7 @@ def test_orchestration_resume_and_refusals(stores, tmp_path):
 
 def test_training_seeds_each_cell_and_mean_std_over_seeds(stores, tmp_path):
     fake = FakeSteps()
-    settings = Settings(recipes=dict.fromkeys(bm.MODELS, recipe(tmp_path)), folds=2, n_boot=20,
+    settings = Settings(recipes=dict.fromkeys(MODELS, recipe(tmp_path)), folds=2, n_boot=20,
                         models=["depth_unet"], train_seeds=[3, 7])  # fmt: skip
     out = tmp_path / "bench"
     files = bm.benchmark(stores, "intra:B,kfold:C", out, settings, steps=fake.steps())
@@ -240,7 +242,7 @@ def test_training_seeds_each_cell_and_mean_std_over_seeds(stores, tmp_path):
 def test_late_fusion_averages_each_cells_two_arms(stores, tmp_path):
     fake = FakeSteps()
     models = ["binary_cnn", "depth_unet"]
-    settings = Settings(recipes=dict.fromkeys(bm.MODELS, recipe(tmp_path)), folds=2, n_boot=20,
+    settings = Settings(recipes=dict.fromkeys(MODELS, recipe(tmp_path)), folds=2, n_boot=20,
                         models=models, late_fusion=True)  # fmt: skip
     out = tmp_path / "bench"
     files = bm.benchmark(stores, "intra:B,kfold:C", out, settings, steps=fake.steps())

@@ -16,12 +16,11 @@ from facepad import metrics
 from facepad.config import load_config
 from facepad.data.dataset import StoreDataset
 from facepad.data.multistore import MultiStore, write_split_file
-from facepad.evaluate.ensemble import build_ensemble
+from facepad.evaluate.ensemble import build_ensemble, ensemble_of
 from facepad.evaluate.evaluate import evaluate_checkpoint
 from facepad.infer.export import export_onnx
 from facepad.infer.predictor import Predictor
 from facepad.models import ScoredModel, create_model, list_models, model_from_checkpoint
-from facepad.models.ensemble import ensemble_of
 from facepad.train.loop import build_model
 
 

@@ -66,13 +66,33 @@ def imported_modules(path: Path, package: str, top_level_only: bool = False) -> 
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: resolve against this file's package
-                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parent, base] if base else parent)
+            base = from_base(node, package)
             names.add(base)
             names |= {f"{base}.{alias.name}" for alias in node.names}
     return names
+
+
+def from_base(node: ast.ImportFrom, package: str) -> str:
+    """The absolute module a `from X import ...` reads from (relative ones resolved)."""
+    base = node.module or ""
+    if node.level:  # relative: resolve against this file's package
+        parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+        base = ".".join([*parent, base] if base else parent)
+    return base
+
+
+def imported_facepad_modules(path: Path, package: str, modules: set[str]) -> set[str]:
+    """The facepad modules (of `modules`) a file imports, lazy and TYPE_CHECKING ones included:
+    `from P import name` imports the module P.name where there is one, else P itself."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = from_base(node, package)
+            names |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                      for a in node.names}  # fmt: skip
+    return names & modules
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -99,6 +119,18 @@ def part_edges(root: Path) -> dict[tuple[str, str], list[str]]:
     return edges
 
 
+def module_edges(root: Path) -> dict[tuple[str, str], list[str]]:
+    """(importing module, imported module) -> the file importing, for every module under root."""
+    paths = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+    edges: dict[tuple[str, str], list[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for imported in imported_facepad_modules(path, package, set(paths)):
+            if imported != name:
+                edges.setdefault((name, imported), []).append(str(path.relative_to(root)))
+    return edges
+
+
 def violations(edges: dict[tuple[str, str], list[str]]) -> list[str]:
     return [
         f"{source} imports {target} in {', '.join(sorted(set(files)))}"
@@ -108,7 +140,7 @@ def violations(edges: dict[tuple[str, str], list[str]]) -> list[str]:
 
 
 def cycle(edges: dict[tuple[str, str], list[str]]) -> list[str] | None:
-    """A cycle between parts (as a list of parts), or None."""
+    """A cycle of the graph (parts or modules, as a list that ends where it starts), or None."""
     graph: dict[str, set[str]] = {}
     for source, target in edges:
         graph.setdefault(source, set()).add(target)
@@ -143,6 +175,13 @@ def test_no_cycles_between_parts():
     assert cycle(part_edges(PACKAGE)) is None
 
 
+def test_no_import_cycles_between_modules():
+    """Not even through a lazy import: a module imported inside a function still needs its
+    importer's names, and the pair can only be read (or moved) together."""
+    found = cycle(module_edges(PACKAGE))
+    assert found is None, "import cycle: " + " -> ".join(found or [])
+
+
 @pytest.mark.parametrize("rel", TORCH_FREE)
 def test_the_torch_free_path_imports_no_torch_at_module_level(rel):
     path = PACKAGE / rel
@@ -164,3 +203,22 @@ def test_the_checker_catches_a_wrong_import_and_a_cycle(tmp_path):
     edges = part_edges(root)
     assert violations(edges) == ["train imports evaluate in train/loop.py"]
     assert cycle(edges) in (["evaluate", "train", "evaluate"], ["train", "evaluate", "train"])
+
+
+def test_the_checker_catches_a_cycle_between_modules_of_one_part(tmp_path):
+    """A lazy import and a `from package import module` close a cycle inside models; a module
+    importing its package's names (not a module) only points at the package."""
+    root = tmp_path / "facepad"
+    (root / "models").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "models" / "__init__.py").write_text("from facepad.models.b import f\n")
+    (root / "models" / "a.py").write_text("def g():\n    from facepad.models import b\n")
+    (root / "models" / "b.py").write_text("from . import a\ndef f():\n    pass\n")
+    (root / "models" / "c.py").write_text("from facepad.models import f\n")
+    edges = module_edges(root)
+    assert ("facepad.models.c", "facepad.models") in edges
+    assert ("facepad.models.a", "facepad.models") not in edges
+    found = cycle(edges)
+    assert found is not None and set(found) == {"facepad.models.a", "facepad.models.b"}
+    (root / "models" / "a.py").write_text("def g():\n    pass\n")
+    assert cycle(module_edges(root)) is None

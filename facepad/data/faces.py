@@ -1,13 +1,30 @@
 """Face detector and face mesh: thin wrappers over mediapipe 0.10.14's bundled, offline models.
 
-mediapipe is imported lazily (it is slow to import and prints absl warnings), and never torch,
-so inference without torch can use these. Each object holds one mediapipe graph: build it once per
-process and reuse it (graphs are not picklable; multiprocessing workers build their own).
+mediapipe is imported lazily (it is slow to import), and never torch, so inference without torch
+can use these. Each object holds one mediapipe graph: build it once per process and reuse it
+(graphs are not picklable; multiprocessing workers build their own).
+
+Quiet by default: building a graph makes mediapipe's C++ (absl logging, TF Lite) write lines like
+`W0000 ... inference_feedback_manager.cc:114] ...` straight to fd 2, in every process, and its
+first run warns `SymbolDatabase.GetPrototype() is deprecated` (protobuf). GLOG_minloglevel,
+TF_CPP_MIN_LOG_LEVEL and ABSL_MIN_LOG_LEVEL change nothing in mediapipe 0.10.14 (measured), so a
+graph is built with fd 2 captured, and only those info and warning lines are dropped from what is
+written back. `FACEPAD_VERBOSE=1` (`facepad --verbose`) lets everything through, in this process
+and the processes it starts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import functools
+import os
+import re
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,10 +54,107 @@ def largest_face(detections: list[Detection]) -> Detection | None:
     return max(detections, key=lambda d: d.box[2] * d.box[3])
 
 
+VERBOSE_ENV = "FACEPAD_VERBOSE"  # "1": third-party log lines shown (`facepad --verbose`)
+# absl's line prefix, e.g. `W0000 00:00:1796355445.807497   5552 some_calculator.cc:114] `
+_ABSL_LINE = re.compile(rb"[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] ")
+_ABSL_UNINITIALISED = b"WARNING: All log messages before absl::InitializeLog() is called"
+_TFLITE_INFO = b"INFO: "  # written as a piece of its own: another thread's line may follow it
+_TFLITE_XNNPACK = b"Created TensorFlow Lite XNNPACK delegate for CPU."
+_CAPTURE_LOCK = threading.Lock()  # fd 2 is one per process: one capture at a time
+
+
+def show_third_party_logs(show: bool = True) -> None:
+    """Show (or hide) mediapipe's log lines here and in the processes started from now on."""
+    os.environ[VERBOSE_ENV] = "1" if show else "0"
+
+
+def third_party_logs_shown() -> bool:
+    return os.environ.get(VERBOSE_ENV, "0") not in ("", "0")
+
+
+def is_native_noise(line: bytes) -> bool:
+    """Whether a line written while a graph was built is mediapipe's chatter: absl's info and
+    warning lines and its note that logging is not initialised, TF Lite's INFO lines (or their
+    pieces, split by another thread's line). absl errors (E, F) and all else are kept."""
+    rest, tflite = line.strip(), False
+    while rest.startswith(_TFLITE_INFO):
+        rest, tflite = rest.removeprefix(_TFLITE_INFO).lstrip(), True
+    if _ABSL_LINE.match(rest):
+        return rest[:1] in (b"I", b"W")
+    return tflite or not rest or rest.startswith(_ABSL_UNINITIALISED) or rest == _TFLITE_XNNPACK
+
+
 def _mediapipe():
     import mediapipe as mp  # `import mediapipe.solutions` fails in 0.10.14; attribute access works
 
+    if not third_party_logs_shown():
+        # mediapipe's own Python calls a deprecated protobuf function on a graph's first run.
+        deprecated = r"SymbolDatabase\.GetPrototype\(\) is deprecated"
+        warnings.filterwarnings("ignore", message=deprecated, category=UserWarning)
     return mp
+
+
+@contextlib.contextmanager
+def native_noise_dropped() -> Iterator[None]:
+    """Run the block with fd 2 captured, then write back every line but `is_native_noise`.
+
+    Lines other threads write meanwhile come out a moment late, not lost. A native crash inside
+    the block would take the captured lines with it, so faulthandler then reports it on the real
+    stderr (unless it is on already); `--verbose` shows mediapipe's own message."""
+    if third_party_logs_shown():
+        yield
+        return
+    with _CAPTURE_LOCK, tempfile.TemporaryFile() as capture:
+        saved = _fd2_to(capture.fileno())
+        try:
+            yield
+        finally:
+            if saved is not None:
+                _fd2_back(saved)
+                capture.seek(0)
+                kept = [ln for ln in capture.read().splitlines(True) if not is_native_noise(ln)]
+                with open(2, "wb", closefd=False) as stderr:
+                    stderr.write(b"".join(kept))
+
+
+def _fd2_to(fd: int) -> tuple[int, bool] | None:
+    """Point fd 2 at `fd`: (a copy of the old fd 2, whether faulthandler was turned on for the
+    window), or None where this process has no fd 2."""
+    _flush_stderr()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        return None
+    crash_report = not faulthandler.is_enabled()
+    if crash_report:
+        faulthandler.enable(file=saved)
+    os.dup2(fd, 2)
+    return saved, crash_report
+
+
+def _fd2_back(saved: tuple[int, bool]) -> None:
+    _flush_stderr()
+    fd, crash_report = saved
+    os.dup2(fd, 2)
+    if crash_report:
+        faulthandler.disable()
+    os.close(fd)
+
+
+def _flush_stderr() -> None:
+    if sys.stderr is not None:
+        sys.stderr.flush()
+
+
+def _open_graph(build: Callable[[], object]) -> object:
+    """`build()` a mediapipe solution with its log lines dropped. Its calculators open (and log)
+    in graph threads after `build` returns, so wait for them before the capture ends."""
+    with native_noise_dropped():
+        solution = build()
+        graph = getattr(solution, "_graph", None)  # SolutionBase's CalculatorGraph
+        if graph is not None:
+            graph.wait_until_idle()
+    return solution
 
 
 def _as_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -69,8 +183,10 @@ class FaceDetector(_MediapipeGraph):
 
     def __init__(self, min_confidence: float = 0.5, model_selection: int = 0):
         mp = _mediapipe()
-        self._graph = mp.solutions.face_detection.FaceDetection(
-            model_selection=model_selection, min_detection_confidence=min_confidence
+        self._graph = _open_graph(
+            lambda: mp.solutions.face_detection.FaceDetection(
+                model_selection=model_selection, min_detection_confidence=min_confidence
+            )
         )
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
@@ -102,11 +218,13 @@ class FaceMesh(_MediapipeGraph):
 
     def __init__(self, min_confidence: float = 0.5):
         mp = _mediapipe()
-        self._graph = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True,
-            max_num_faces=1,
-            refine_landmarks=False,
-            min_detection_confidence=min_confidence,
+        self._graph = _open_graph(
+            lambda: mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=1,
+                refine_landmarks=False,
+                min_detection_confidence=min_confidence,
+            )
         )
 
     def landmarks(self, rgb: np.ndarray) -> np.ndarray | None:

@@ -214,6 +214,8 @@ def _run_shards(out: Path, chunks, pending, settings, workers, progress) -> None
 
     from tqdm import tqdm
 
+    from facepad.data.faces import third_party_logs_shown
+
     total = sum(len(chunks[k]) for k in pending)
     workers = (os.cpu_count() or 1) if workers is None else max(1, workers)
     workers = min(workers, len(pending))
@@ -232,7 +234,8 @@ def _run_shards(out: Path, chunks, pending, settings, workers, progress) -> None
     if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(["numpy", "cv2", "simplejpeg", "mediapipe", __name__])
     queue = ctx.Queue()
-    pool = ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(queue,))
+    verbose = third_party_logs_shown()  # a forkserver started earlier holds an older environment
+    pool = ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(queue, verbose))
     try:
         futures = {pool.submit(_run_shard, task) for task in tasks}
         while futures:
@@ -264,11 +267,14 @@ def _drain(queue, bar, timeout: float) -> None:
         pass
 
 
-def _init_worker(queue) -> None:
+def _init_worker(queue, verbose: bool) -> None:
     import cv2
+
+    from facepad.data.faces import show_third_party_logs
 
     global _PROGRESS
     _PROGRESS = queue
+    show_third_party_logs(verbose)
     _TOOLS.clear()  # never reuse graphs inherited from the parent through fork
     cv2.setNumThreads(1)  # one process per core already
 

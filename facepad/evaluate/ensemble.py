@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facepad import metrics
 from facepad.evaluate.evaluate import score_dataset
+
+if TYPE_CHECKING:
+    from facepad.models.ensemble import Ensemble
 
 
 def build_ensemble(
@@ -31,7 +35,6 @@ def build_ensemble(
     from facepad.data.dataset import StoreDataset
     from facepad.data.store import PreparedStore
     from facepad.models.checkpoint import build_checkpoint, save_checkpoint
-    from facepad.models.ensemble import ensemble_of
     from facepad.models.score import ScoredModel
 
     model, preprocess = ensemble_of(checkpoints)
@@ -68,3 +71,28 @@ def build_ensemble(
     )
     save_checkpoint(ckpt, out)
     return ckpt
+
+
+def ensemble_of(checkpoints: Sequence[str | Path]) -> tuple[Ensemble, dict]:
+    """(Ensemble holding the checkpoints' weights, their shared preprocess).
+
+    Members must crop and size faces alike: one face crop feeds them all.
+    """
+    from facepad.models.checkpoint import checkpoint_preprocess, model_from_checkpoint
+    from facepad.models.registry import create_model
+
+    loaded = [model_from_checkpoint(c) for c in checkpoints]
+    preprocess = [
+        checkpoint_preprocess(ckpt, str(path))
+        for path, (_, ckpt) in zip(checkpoints, loaded, strict=True)
+    ]
+    for path, pre in zip(checkpoints[1:], preprocess[1:], strict=True):
+        if pre != preprocess[0]:
+            raise ValueError(
+                f"{path} crops faces as {pre}, {checkpoints[0]} as {preprocess[0]}: ensemble "
+                "models trained on the same prepared store and input size"
+            )
+    ensemble = create_model("ensemble", members=[ckpt["model"] for _, ckpt in loaded])
+    for slot, (model, _) in zip(ensemble.members, loaded, strict=True):
+        slot.load_state_dict(model.state_dict())
+    return ensemble.eval(), preprocess[0]

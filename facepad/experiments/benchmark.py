@@ -30,7 +30,8 @@ so stores are never copied. Work goes under OUT: `splits/` (the split files), `t
 and resumes a killed training; a changed store, split or config is refused (use a new OUT or
 `force`). The train, evaluate and ensemble steps are injectable (`Steps`) so the orchestration can
 be tested.
-Tables and the heatmap: `facepad.experiments.benchmark_results`.
+Settings, cells and outcomes: `facepad.experiments.benchmark_cells`; tables and the heatmap:
+`facepad.experiments.benchmark_results`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,64 +50,12 @@ from facepad.data.multistore import read_split_file, write_split_file
 from facepad.data.split import choose_subjects
 from facepad.data.store import PreparedStore
 from facepad.evaluate import report
+from facepad.experiments.benchmark_cells import DEFAULT_RECIPES, Cell, Outcome, Run, Settings, View
 from facepad.experiments.benchmark_results import ENSEMBLE, LATE_FUSION, seed_folder, write_results
-from facepad.experiments.paper_models import MODELS, check_models
+from facepad.experiments.paper_models import check_models
 
 PROTOCOLS = ("intra", "cross", "lodo", "kfold")
 CROSS_TEST = ("all", "test")
-# One packaged recipe serves every model (its per-model sections give depth and fusion CDC).
-DEFAULT_RECIPES = dict.fromkeys(MODELS, "nuaa_cpu")
-
-
-@dataclass
-class Settings:
-    """What every cell shares: models and their recipes, overrides, split and report settings."""
-
-    models: Sequence[str] = MODELS
-    recipes: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RECIPES))
-    overrides: Sequence[str] = ()
-    val_fraction: float = 0.2
-    seed: int = 0
-    folds: int = 5
-    cross_test: str = "all"
-    device: str = "auto"
-    n_boot: int = 1000
-    train_seeds: Sequence[int] = ()  # each cell trained once per seed; empty: the recipe's seed
-    late_fusion: bool = False  # also each cell's binary_cnn + depth_unet averaged (LATE_FUSION)
-
-
-@dataclass
-class View:
-    """A store seen through a split file: `{store idx: split}` (samples not listed left out)."""
-
-    store: str  # the dataset name given to the benchmark
-    key: str  # split file name: OUT/splits/<key>.csv
-    splits: dict[int, str]
-
-
-@dataclass
-class Run:
-    """One training per model: the views it trains (train split) and validates (val split) on."""
-
-    name: str
-    views: list[View]
-
-
-@dataclass
-class Cell:
-    """One table cell: a run's models evaluated on the test split of a view."""
-
-    protocol: str
-    train: str
-    test: str
-    run: Run
-    test_view: View
-    fold: int | None = None
-
-    @property
-    def folder(self) -> str:
-        name = f"{self.train}__{self.test}"
-        return f"{self.protocol}/{name}" + (f"/fold{self.fold}" if self.fold is not None else "")
 
 
 # ---- split maps --------------------------------------------------------------------------------
@@ -358,17 +307,6 @@ def _write_view(view: View, store: PreparedStore, folder: Path) -> dict:
     else:
         write_split_file(path, view.splits)
     return {"path": str(store.root.resolve()), "name": view.store, "splits": str(path.resolve())}
-
-
-@dataclass
-class Outcome:
-    """One model in one cell: its score rows and report."""
-
-    cell: Cell
-    model: str
-    rows: list[dict]
-    report: dict
-    seed: int | str | None = None  # the training seed when several run, or ENSEMBLE
 
 
 def benchmark(

@@ -16,8 +16,8 @@ import numpy as np
 
 from facepad.evaluate import report
 
-if TYPE_CHECKING:  # annotations only: benchmark imports this module
-    from facepad.experiments.benchmark import Outcome, Settings
+if TYPE_CHECKING:
+    from facepad.experiments.benchmark_cells import Outcome, Settings
 
 # Result columns (report keys), in percent in results.csv and results.md.
 METRICS = ("hter", "acer_iso", "apcer", "apcer_worst", "bpcer", "auc", "eer")

@@ -362,7 +362,9 @@ def parse_named(items: list[str]) -> dict[str, str]:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from facepad.experiments.benchmark import DEFAULT_RECIPES, MODELS, Settings, benchmark
+    from facepad.experiments.benchmark import benchmark
+    from facepad.experiments.benchmark_cells import DEFAULT_RECIPES, Settings
+    from facepad.experiments.paper_models import MODELS
 
     models = model_names(args.models)
     recipes = dict(DEFAULT_RECIPES)

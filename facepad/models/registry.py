@@ -55,7 +55,7 @@ def _fusion(**kwargs) -> nn.Module:
 def _ensemble(**kwargs) -> nn.Module:
     from facepad.models.ensemble import Ensemble
 
-    return Ensemble(**kwargs)
+    return Ensemble(**kwargs, build=create_model)
 
 
 def list_models() -> list[str]:

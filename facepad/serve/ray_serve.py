@@ -105,16 +105,22 @@ def build_application(settings: ServeSettings, options: dict[str, Any]):
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Connect to a cluster, or start a local instance that needs no network."""
+    """Connect to a cluster, or start a local instance that needs no network. Replicas and actors
+    hide mediapipe's log lines as this process does (`facepad --verbose` shows them)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
+    from facepad.data.faces import VERBOSE_ENV, third_party_logs_shown
+
     if ray.is_initialized():
         return
+    # A cluster started elsewhere does not have this process's environment.
+    env = {"env_vars": {VERBOSE_ENV: "1"}} if third_party_logs_shown() else None
     if address:
-        ray.init(address=address, logging_level="warning")
+        ray.init(address=address, logging_level="warning", runtime_env=env)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="warning")
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="warning",
+                 runtime_env=env)  # fmt: skip
 
 
 def run_ray_serve(settings: ServeSettings, args: argparse.Namespace) -> int:
