@@ -20,7 +20,9 @@ from _prepare_helpers import write_store
 from _train_helpers import DiesAt, SyntheticPad, small_config, synthetic_datasets
 
 from facepad.train import distributed as fdist
+from facepad.train import epoch as train_epoch
 from facepad.train import loop
+from facepad.train import setup as train_setup
 
 JOB_LIMIT_S = 120  # a hung job fails its test instead of hanging the suite
 
@@ -70,14 +72,14 @@ def run_ranks(fn, *args, nprocs: int = 2, limit_s: float = JOB_LIMIT_S) -> float
 
 
 def keep_models(built: list):
-    """Patch loop.build_model to hold on to this rank's model."""
-    original = loop.build_model
+    """Patch build_model (where setup_run calls it) to hold on to this rank's model."""
+    original = train_setup.build_model
 
     def keep(config):
         built.append(original(config))
         return built[-1]
 
-    loop.build_model = keep
+    train_setup.build_model = keep
 
 
 def ddp_worker(rank: int, port: int, out_dir: str, overrides: list[str]) -> None:
@@ -152,14 +154,14 @@ def augment_worker(rank: int, port: int, out_dir: str, store: str, workers: int)
     built: list = []
     keep_models(built)
     seen: list[torch.Tensor] = []
-    original = loop.train_step
+    original = train_epoch.train_step
 
     def record(run, batch, epoch):
         if len(seen) < 2:
             seen.append(batch["image"].clone())
         return original(run, batch, epoch)
 
-    loop.train_step = record
+    train_epoch.train_step = record
     config = small_config(
         Path(out_dir), "binary_cnn", "train.epochs=1", "data.batch_size=4", "data.augment=true",
         f"data.workers={workers}", f"data.store={store}", "data.input_size=32",
