@@ -80,7 +80,9 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower)
     early_stop_patience: int = 0  # stop after this many epochs without a better val figure; 0 = off
-    select: str = "acer"  # best epoch by val acer | auc | loss (loss never saturates at 0 %)
+    # best epoch by val acer | auc | loss (never saturates at 0 %) | worst_auc (several stores:
+    # the lowest per-dataset AUC, so one dataset can veto an epoch)
+    select: str = "acer"
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     threads: int = 0  # torch threads per process; 0 = CPU cores / local processes
     device: str = "auto"  # auto | cpu | cuda
@@ -101,7 +103,7 @@ CHOICES = {
     "train.schedule": ("cosine", "step"),
     "train.amp": ("bf16", "fp16", "none"),
     "train.device": ("auto", "cpu", "cuda"),
-    "train.select": ("acer", "auc", "loss"),
+    "train.select": ("acer", "auc", "loss", "worst_auc"),
 }
 
 

@@ -413,3 +413,18 @@ def test_selection_by_val_loss_or_auc(tmp_path, monkeypatch):
         config = small_config(tmp_path / select, "binary_cnn", *extra)
         loop.train(config, datasets=synthetic_datasets())
         assert load_checkpoint(tmp_path / select / "binary_cnn" / "best.pt")["epoch"] == best_epoch
+
+
+def test_selection_by_the_worst_datasets_auc(tmp_path, monkeypatch):
+    # pooled AUC peaks at epoch 1, but one dataset ranks worst there: worst_auc keeps epoch 3
+    epochs = [(0.99, 0.80), (0.97, 0.85), (0.98, 0.93), (0.96, 0.90)]
+    vals = iter(
+        {"val_loss": 0.5, "val_apcer": 0.1, "val_bpcer": 0.1, "val_acer": 0.1, "val_auc": auc,
+         "val_eer": 0.1, "threshold": 0.5, "val_worst_auc": worst}
+        for auc, worst in epochs
+    )  # fmt: skip
+    monkeypatch.setattr(loop, "validate", lambda *args, _vals=vals, **kwargs: next(_vals))
+    config = small_config(tmp_path, "binary_cnn", "train.epochs=4", "train.select=worst_auc")
+    loop.train(config, datasets=synthetic_datasets())
+    best = load_checkpoint(tmp_path / "binary_cnn" / "best.pt")
+    assert best["epoch"] == 3 and best["best_metric"]["val_worst_auc"] == 0.93

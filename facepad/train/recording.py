@@ -39,6 +39,8 @@ def _track_best(run: Run, epoch: int, val: dict) -> bool:
     improved = _rank_key(val, select) < _rank_key(run.best, select)
     if improved:
         run.best = {k: val[k] for k in ("val_acer", "val_auc", "val_loss", "threshold")}
+        if "val_worst_auc" in val:
+            run.best["val_worst_auc"] = val["val_worst_auc"]
         run.best.update(epoch=epoch, stale=0)
     else:
         run.best["stale"] += 1
@@ -119,11 +121,18 @@ def print_summary(run: Run) -> None:
 
 def _rank_key(metrics: dict, select: str = "acer") -> tuple[float, float]:
     """Lower is better: val ACER (or minus val AUC), then val loss; NaN ranks last. With
-    select="loss", val loss alone: it keeps ranking epochs after ACER has saturated at 0 %."""
+    select="loss", val loss alone: it keeps ranking epochs after ACER has saturated at 0 %.
+    select="worst_auc": minus the lowest per-dataset val AUC (several stores; else the pooled
+    AUC), so one dataset ranked badly vetoes an epoch that pooled figures would keep."""
     loss = metrics["val_loss"]
     if select == "loss":
         return (loss, 0.0)
-    value = -metrics.get("val_auc", -math.inf) if select == "auc" else metrics["val_acer"]
+    if select == "worst_auc":
+        value = -metrics.get("val_worst_auc", metrics.get("val_auc", -math.inf))
+    elif select == "auc":
+        value = -metrics.get("val_auc", -math.inf)
+    else:
+        value = metrics["val_acer"]
     return (value if math.isfinite(value) else math.inf, loss)
 
 

@@ -61,6 +61,9 @@ def validate(
     if names is not None:  # the same on every rank (the store decides), so all ranks gather
         names = fdist.all_gather_array(names, info)
         result["by_dataset"] = val_by_dataset(s, y, names, result["threshold"])
+        aucs = [m["auc"] for m in result["by_dataset"].values()]
+        if aucs:  # the dataset ranked worst: train.select=worst_auc lets it veto an epoch
+            result["val_worst_auc"] = min(aucs)
     return result
 
 
