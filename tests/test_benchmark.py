@@ -404,3 +404,28 @@ def test_fold_stats_and_heatmap_layout():
     assert rows == ["A", "C", "all but test"] and cols == ["A", "B", "C"]
     expected = [[5, 40, np.nan], [np.nan, np.nan, 9], [np.nan, 30, np.nan]]
     np.testing.assert_allclose(matrix, expected)  # intra wins A's diagonal over k-fold
+
+
+def test_a_second_family_is_a_model_with_its_own_recipe(stores, tmp_path):
+    """`binary_cnn@RECIPE` trains binary_cnn with that recipe as a row of its own, beside the
+    default family's binary_cnn, in its own run and evaluation folders."""
+    other = tmp_path / "other.yaml"
+    other.write_text("data:\n  input_size: 32\n  depth_size: 8\nmodel:\n  kwargs: {dropout: 0.5}\n"
+                     "train:\n  epochs: 1\n")  # fmt: skip
+    SEPARATION[f"binary_cnn@{other}"] = 0.3
+    fake = FakeSteps()
+    settings = Settings(models=["binary_cnn", f"binary_cnn@{other}"],
+                        recipes=dict.fromkeys(MODELS, recipe(tmp_path)), n_boot=20)  # fmt: skip
+    bm.benchmark(stores, "intra:A", tmp_path / "bench", settings, steps=fake.steps())
+    plain, family = fake.trained
+    assert plain.model.name == family.model.name == "binary_cnn"
+    assert "dropout" not in plain.model.kwargs and family.model.kwargs["dropout"] == 0.5
+    assert plain.run_name == "binary_cnn" and family.run_name.startswith("binary_cnn-")
+    rows = list(csv.DictReader(open(tmp_path / "bench" / "results.csv")))
+    assert {r["model"] for r in rows} == {"binary_cnn", f"binary_cnn@{other}"}
+    with pytest.raises(ValueError, match="name one twice"):
+        bm.benchmark(stores, "intra:A", tmp_path / "b2",
+                     Settings(models=["fusion", "fusion"]), steps=FakeSteps().steps())  # fmt: skip
+    with pytest.raises(ValueError, match="unknown model"):
+        bm.benchmark(stores, "intra:A", tmp_path / "b3",
+                     Settings(models=["resnet@lite0_cpu"]), steps=FakeSteps().steps())  # fmt: skip

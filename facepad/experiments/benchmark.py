@@ -215,14 +215,15 @@ def find_recipe(name: str) -> Path:
 
 
 def run_config(recipe: Path, overrides: Sequence[str], model: str, stores: list[dict], run_dir):
-    """The run's Config: the recipe, the overrides, then the benchmark's own data and folder."""
+    """The run's Config: the recipe, the overrides, then the benchmark's own data and folder.
+    `model` is a benchmark label (`model_of`)."""
     from facepad.config import load_config, validate
 
-    config = load_config(recipe, [*overrides, f"model.name={model}"])
+    config = load_config(recipe, [*overrides, f"model.name={model_of(model)}"])
     config.data.store = ""
     config.data.stores = stores
     config.data.train_split, config.data.val_split = "train", "val"
-    config.out_dir, config.run_name = str(run_dir), model
+    config.out_dir, config.run_name = str(run_dir), label_folder(model)
     validate(config)
     return config
 
@@ -327,7 +328,7 @@ def benchmark(
     opened = {name: PreparedStore(path) for name, path in stores.items()}
     if isinstance(protocols, str):
         protocols = parse_protocols(protocols, list(opened))
-    recipes = {m: find_recipe(settings.recipes.get(m, DEFAULT_RECIPES[m])) for m in settings.models}
+    recipes = {m: find_recipe(recipe_of(m, settings)) for m in settings.models}
     _check_same(out / "benchmark.json", _split_settings(opened, settings),
                 "stores or split settings")  # fmt: skip
     cells = plan(opened, protocols, settings)
@@ -348,9 +349,28 @@ def benchmark(
     return files
 
 
+def model_of(label: str) -> str:
+    """The registered model a benchmark label names: `fusion`, or `fusion@lite0_cpu` (that
+    model trained with that recipe: another family, side by side with the default one)."""
+    return label.partition("@")[0]
+
+
+def recipe_of(label: str, settings: Settings) -> str:
+    """The recipe a label trains with: its own after '@', else the settings' for its model."""
+    model, _, recipe = label.partition("@")
+    return recipe or settings.recipes.get(model, DEFAULT_RECIPES[model])
+
+
+def label_folder(label: str) -> str:
+    """A label as a folder name (`fusion@lite0_cpu` -> `fusion-lite0_cpu`)."""
+    return label.replace("@", "-").replace("/", "_")
+
+
 def _check_settings(settings: Settings) -> None:
     """Refuse a run that could not finish, before anything trains."""
-    check_models(settings.models)
+    check_models([model_of(m) for m in settings.models])
+    if len(set(settings.models)) < len(settings.models):
+        raise ValueError(f"models {list(settings.models)} name one twice; give each once")
     if settings.cross_test not in CROSS_TEST:
         raise ValueError(f"cross_test {settings.cross_test!r}: choose all or test")
     _check_seeds(settings)
@@ -417,9 +437,10 @@ def _train_and_test(
     sub = seed_folder(seed)
     overrides = [*settings.overrides, *([] if seed is None else [f"train.seed={seed}"])]
     config = run_config(recipe, overrides, model, train_views, out / "train" / cell.run.name / sub)
+    eval_dir = out / "eval" / cell.folder / sub / label_folder(model)
     checkpoint, marker = _trained(config, steps)
-    rows, rep = _evaluated(checkpoint, marker, test_views, out / "eval" / cell.folder / sub / model,
-                           model, settings, steps, figures=cell.fold is None)  # fmt: skip
+    rows, rep = _evaluated(checkpoint, marker, test_views, eval_dir, model, settings, steps,
+                           figures=cell.fold is None)  # fmt: skip
     return Outcome(cell, model, rows, rep, seed), checkpoint
 
 
@@ -448,14 +469,14 @@ def _averaged_and_test(
     """Checkpoints of one cell averaged into one model (`facepad ensemble`, calibrated on the
     cell's validation; rebuilt when a member is newer), tested. `model` names the row: the seeds'
     ensemble of a model (seed ENSEMBLE), or the late fusion."""
-    path = out / "train" / cell.run.name / f"{seed_folder(seed)}{model}.pt"
+    path = out / "train" / cell.run.name / f"{seed_folder(seed)}{label_folder(model)}.pt"
     newest = max(Path(c).stat().st_mtime for c in checkpoints)
     if path.is_file() and path.stat().st_mtime >= newest:
         print(f"  {model}: reusing {path}")
     else:
         print(f"  {model}: {len(checkpoints)} models averaged -> {path}")
         path = Path(steps.ensemble(checkpoints, train_views, path))
-    eval_dir = out / "eval" / cell.folder / f"{seed_folder(seed)}{model}"
+    eval_dir = out / "eval" / cell.folder / f"{seed_folder(seed)}{label_folder(model)}"
     rows, rep = _evaluated(path, path, test_views, eval_dir, model, settings, steps,
                            figures=cell.fold is None)  # fmt: skip
     return Outcome(cell, model, rows, rep, seed)

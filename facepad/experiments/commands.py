@@ -200,7 +200,10 @@ def _add_benchmark(subparsers) -> None:
     )
     p.add_argument("--folds", type=int, default=5, help="k of kfold (default 5)")
     p.add_argument(
-        "--models", default="binary_cnn,depth_unet,fusion", help="comma-separated model names"
+        "--models",
+        default="binary_cnn,depth_unet,fusion",
+        help="comma-separated model names; MODEL@RECIPE trains that model with that recipe "
+        "too, as a row of its own (e.g. binary_cnn,binary_cnn@lite0_cpu: both families)",
     )
     p.add_argument(
         "--recipe",
