@@ -421,7 +421,8 @@ def test_a_second_family_is_a_model_with_its_own_recipe(stores, tmp_path):
     assert plain.model.name == family.model.name == "binary_cnn"
     assert "dropout" not in plain.model.kwargs and family.model.kwargs["dropout"] == 0.5
     assert plain.run_name == "binary_cnn" and family.run_name.startswith("binary_cnn-")
-    rows = list(csv.DictReader(open(tmp_path / "bench" / "results.csv")))
+    with open(tmp_path / "bench" / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     assert {r["model"] for r in rows} == {"binary_cnn", f"binary_cnn@{other}"}
     with pytest.raises(ValueError, match="name one twice"):
         bm.benchmark(stores, "intra:A", tmp_path / "b2",
