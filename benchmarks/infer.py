@@ -9,7 +9,9 @@ each stage. The machine is shared: run it more than once and quote medians.
 
 A model name ending in `_xN` (e.g. `depth_unet_x3`) times an ensemble of N such models
 (`facepad ensemble`), as one checkpoint and one exported graph; `late_xN` times N binary CNNs
-and N depth U-Nets together (late fusion).
+and N depth U-Nets together (late fusion). `shipped` times the model that ships inside facepad
+(its trained ONNX graph at its own input size; onnxruntime only), e.g. side by side with today's
+depth U-Net: `--models shipped depth_unet --backends onnx`.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ def make_models(root: Path, names: list[str], input_size: int) -> dict[str, dict
 
     out = {}
     for name in names:
+        if name == "shipped":
+            from facepad.infer.shipped import shipped_model_path
+
+            out[name] = {"onnx": shipped_model_path()}
+            continue
         torch.manual_seed(0)
         base, _, copies = name.partition("_x")
         if copies:  # an ensemble of `copies` models of kind `base` (late: of each arm)
@@ -142,7 +149,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         models = make_models(Path(tmp), args.models, args.input_size)
         for name, files in models.items():
-            for backend in args.backends:
+            for backend in (b for b in args.backends if b in files):
                 for threads in args.threads:
                     predictor = Predictor.from_checkpoint(files[backend], backend, threads=threads)
                     t = time_one(predictor, frames)
