@@ -195,3 +195,18 @@ def test_split_column_can_be_ignored_to_use_every_subject(tmp_path):
     assert splits == {"train": 6, "val": 2}  # every subject in train or val, none in test
     val = {s.subject for s in pooled.samples if s.split == "val"}
     assert not val & {s.subject for s in pooled.samples if s.split == "train"}
+
+
+def test_a_split_map_renames_splits_before_validation_is_carved(tmp_path):
+    rows = [f"{s}_{k}.jpg,{lab},none,{s},{split}" for s, split in
+            (("s1", "train"), ("s2", "train"), ("s3", "train"), ("s4", "val"))
+            for k, lab in enumerate(("live", "spoof"))]  # fmt: skip
+    csv = write_manifest(tmp_path, "path,label,attack_type,subject,split", rows)
+    result = read_manifest(csv, val_fraction=0.34, split_map={"val": "test"})
+    by_split = {}
+    for s in result.samples:
+        by_split.setdefault(s.split, set()).add(s.subject)
+    assert by_split["test"] == {"s4"}  # the old val split
+    assert len(by_split["val"]) == 1 and by_split["val"] < {"s1", "s2", "s3"}  # carved by subject
+    with pytest.raises(ValueError, match="split map val=dev"):
+        read_manifest(csv, split_map={"val": "dev"})

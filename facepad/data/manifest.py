@@ -43,6 +43,7 @@ def read_manifest(
     allow_subject_overlap: bool = False,
     frames_per_video: int | None = None,
     use_split_column: bool = True,
+    split_map: dict[str, str] | None = None,
 ) -> ReadResult:
     """Read a manifest CSV into samples with subject-disjoint train/val/test splits.
 
@@ -56,7 +57,9 @@ def read_manifest(
     video become `frames_per_video` evenly spaced frames. A `split` column that puts a subject in
     two splits is an error naming the subjects, unless `allow_subject_overlap`.
     `use_split_column=False` ignores the column (all rows are split as above: e.g. to train on
-    every subject of a dataset and test elsewhere).
+    every subject of a dataset and test elsewhere). `split_map` renames the column's splits first
+    (`{"val": "test"}`: Replay-Attack's devel set becomes the test set, and validation is then
+    carved from train by subject).
     Rows whose file is missing or unreadable video are skipped with a reason.
     """
     csv_path = Path(csv_path).expanduser().absolute()
@@ -66,6 +69,11 @@ def read_manifest(
         )
     columns, result = _read_rows(csv_path, frames_per_video, use_split_column)
     samples = result.samples
+    for old, new in (split_map or {}).items():
+        if old not in SPLITS or new not in SPLITS:
+            raise ValueError(f"split map {old}={new}: both must be one of {', '.join(SPLITS)}")
+    for sample in samples:
+        sample.split = (split_map or {}).get(sample.split, sample.split)
     if result.counts["rows"] == 0:
         raise ValueError(f"{csv_path} has a header but no rows; add one row per image")
     if not columns.has_subject:

@@ -704,6 +704,14 @@ def register(subparsers) -> None:
         "a seeded share; --test-fraction 0 puts every subject in train/val)",
     )
     p.add_argument(
+        "--split-map",
+        nargs="+",
+        default=[],
+        metavar="OLD=NEW",
+        help="manifest: rename the split column's splits first, e.g. val=test (Replay-Attack: "
+        "devel becomes the test set and validation is carved from train by subject)",
+    )
+    p.add_argument(
         "--test-fraction",
         type=float,
         default=0.2,
@@ -740,6 +748,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
             frames_per_video=args.frames_per_video,
             use_split_column=not args.ignore_split_column,
             test_fraction=args.test_fraction,
+            split_map=dict(item.split("=", 1) for item in args.split_map),
         )
         name = Path(args.manifest).resolve().parent.name
     prepare_store(
