@@ -95,7 +95,7 @@ def test_a_samples_draws_and_result_do_not_depend_on_the_rest_of_its_batch():
 
 def test_steps_fire_with_the_numpy_paths_probabilities_and_ranges():
     n, size = 20000, 128
-    u = torch.rand(n, len(DRAWS), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    u = np.random.default_rng(0).random((n, len(DRAWS)))
     steps = draw_steps(FULL, u, size)
     expected = {"exposure": 0.8, "focus_blur": 0.25, "sharpen": 0.25, "capture_gamma": 0.8,
                 "capture_blur": 0.4, "rescale": 0.4, "noise": 0.8, "jpeg": 0.4}  # fmt: skip
@@ -160,11 +160,9 @@ def test_the_affine_is_the_numpy_paths_window_flip_and_rotation(window, flip, an
     size = 64
     matrix = _rotation(angle, size) @ _affine3(window_matrix(window, flip, 96, size))
     expected = cv2.warpAffine(crop, matrix[:2], (size, size), flags=cv2.INTER_LINEAR)
-    theta = geometry_theta(
-        torch.tensor([window], dtype=torch.float64), torch.tensor([flip]), torch.tensor([angle])
-    )
+    theta = torch.from_numpy(geometry_theta([window], [flip], [angle])).float()
     image = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
-    got = warp(image, theta.float(), size, "reflection")[0].permute(1, 2, 0).numpy() * 255
+    got = warp(image, theta, size, "reflection")[0].permute(1, 2, 0).numpy() * 255
     inner = (slice(8, -8), slice(8, -8))  # the corners a rotation uncovers fill differently
     assert np.abs(got - expected)[inner].mean() < 1.0
 

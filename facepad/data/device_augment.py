@@ -14,7 +14,7 @@ uint8 (no rounding between steps):
   JPEG's lossy part (YCbCr with 4:2:0 chroma, 8x8 DCT, quantisation by libjpeg's tables for the
   quality) is arithmetic and batches; its entropy coding is lossless, so it is left out.
 
-Random draws: one (batch, len(DRAWS)) block of uniforms per batch from a CPU generator that
+Random draws: one (batch, len(DRAWS)) block of uniforms per batch from a numpy generator (CPU) that
 `start_epoch(seed)` reseeds (training passes `epoch_seed(seed, rank, epoch)`), so the k-th
 sample of an epoch draws the same numbers whatever the batch holds, on CPU and CUDA alike, and a
 resumed run draws what an uninterrupted one did (DataLoader workers do not take part). The
@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -55,39 +56,41 @@ class Step:
         return len(self.index)
 
 
-def _log_uniform(u: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    return torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+def _log_uniform(u: np.ndarray, low: float, high: float) -> np.ndarray:
+    return np.exp(math.log(low) + u * (math.log(high) - math.log(low)))
 
 
-def _uniform(u: torch.Tensor, low: float, high: float) -> torch.Tensor:
+def _uniform(u: np.ndarray, low: float, high: float) -> np.ndarray:
     return low + u * (high - low)
 
 
-def _step(selected: torch.Tensor, *columns: torch.Tensor) -> Step:
+def _step(selected: np.ndarray, *columns: np.ndarray) -> Step:
     """The selected samples (a (B,) bool mask) with their values of each (B,) column."""
-    index = selected.nonzero().squeeze(1)
-    return Step(index, torch.stack([c[index] for c in columns], 1).float())
+    index = np.flatnonzero(selected)
+    values = np.stack([c[index] for c in columns], 1).astype(np.float32)
+    return Step(torch.from_numpy(index), torch.from_numpy(values))
 
 
-def geometry_theta(window: torch.Tensor, flip: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+def geometry_theta(window: np.ndarray, flip: np.ndarray, angle: np.ndarray) -> np.ndarray:
     """(B, 2, 3) affines for `affine_grid` from windows (x0, y0, w, h) as fractions of the crop,
     flips and angles (degrees): output pixel p samples the crop at window(flip(R^-1 p)), the
     geometry of `facepad.data.augment.augment_pair` (window, then flip, then rotation about the
     centre, cv2's sign) in normalised coordinates."""
-    x0, y0, w, h = window.unbind(1)
-    a = torch.deg2rad(angle)
-    cos, sin = torch.cos(a), torch.sin(a)
-    fx = 1.0 - 2.0 * flip.to(window.dtype)
-    row_x = torch.stack([w * fx * cos, -w * fx * sin, 2 * x0 + w - 1], 1)
-    row_y = torch.stack([h * sin, h * cos, 2 * y0 + h - 1], 1)
-    return torch.stack([row_x, row_y], 1)
+    x0, y0, w, h = np.asarray(window, np.float64).T
+    a = np.deg2rad(angle)
+    cos, sin = np.cos(a), np.sin(a)
+    fx = np.where(flip, -1.0, 1.0)
+    row_x = np.stack([w * fx * cos, -w * fx * sin, 2 * x0 + w - 1], 1)
+    row_y = np.stack([h * sin, h * cos, 2 * y0 + h - 1], 1)
+    return np.stack([row_x, row_y], 1)
 
 
-def draw_steps(aug: Augment, u: torch.Tensor, input_size: int) -> dict[str, Step]:
+def draw_steps(aug: Augment, u: np.ndarray, input_size: int) -> dict[str, Step]:
     """Each step's samples and parameters from a (B, len(DRAWS)) block of uniforms, with the
-    probabilities and ranges of `facepad.data.augment` (CPU tensors)."""
-    c = dict(zip(DRAWS, u.double().unbind(1), strict=True))
-    everyone = torch.ones(len(u), dtype=torch.bool)
+    probabilities and ranges of `facepad.data.augment` (numpy: a tenth of torch's cost on such
+    small arrays; CPU tensors out)."""
+    c = dict(zip(DRAWS, u.T, strict=True))
+    everyone = np.ones(len(u), dtype=bool)
     return {
         "geometry": _geometry(aug, c, everyone),
         "exposure": _step(c["exposure_on"] < aug.exposure,
@@ -101,47 +104,47 @@ def draw_steps(aug: Augment, u: torch.Tensor, input_size: int) -> dict[str, Step
     }  # fmt: skip
 
 
-def _geometry(aug: Augment, c: dict, everyone: torch.Tensor) -> Step:
+def _geometry(aug: Augment, c: dict, everyone: np.ndarray) -> Step:
     """Window (area, aspect, position), flip and rotation of every sample, as (B, 6) affines."""
     area = _uniform(c["area"], *aug.area)
     aspect = _log_uniform(c["aspect"], *aug.aspect)
-    w, h = (area * aspect).sqrt().clamp(max=1.0), (area / aspect).sqrt().clamp(max=1.0)
-    window = torch.stack([c["x0"] * (1 - w), c["y0"] * (1 - h), w, h], 1)
-    rotate = (c["rotate_on"] < 0.5) if aug.rotate else torch.zeros_like(everyone)
-    angle = torch.where(rotate, _uniform(c["angle"], -aug.rotate, aug.rotate), 0.0)
+    w, h = np.minimum(np.sqrt(area * aspect), 1.0), np.minimum(np.sqrt(area / aspect), 1.0)
+    window = np.stack([c["x0"] * (1 - w), c["y0"] * (1 - h), w, h], 1)
+    rotate = (c["rotate_on"] < 0.5) & bool(aug.rotate)
+    angle = np.where(rotate, _uniform(c["angle"], -aug.rotate, aug.rotate), 0.0)
     theta = geometry_theta(window, c["flip"] < aug.flip, angle)
-    return _step(everyone, *theta.reshape(-1, 6).unbind(1))
+    return _step(everyone, *theta.reshape(-1, 6).T)
 
 
-def _colour_step(aug: Augment, c: dict, everyone: torch.Tensor) -> Step:
+def _colour_step(aug: Augment, c: dict, everyone: np.ndarray) -> Step:
     """Brightness, contrast, saturation (times the exposure's) and white balance gains."""
-    exposure_saturation = torch.where(
+    exposure_saturation = np.where(
         c["exposure_on"] < aug.exposure, _uniform(c["exposure_saturation"], 0.4, 1.3), 1.0
     )
     saturation = _uniform(c["saturation"], 1 - aug.saturation, 1 + aug.saturation)
     balance = (c["balance_on"] < aug.capture)[:, None]  # white balance comes with capture
-    gains = torch.stack([c["balance_r"], c["balance_g"], c["balance_b"]], 1)
-    gains = torch.where(balance, _uniform(gains, 0.85, 1.15), 1.0)
+    gains = np.stack([c["balance_r"], c["balance_g"], c["balance_b"]], 1)
+    gains = np.where(balance, _uniform(gains, 0.85, 1.15), 1.0)
     return _step(
         everyone,
         _uniform(c["brightness"], 1 - aug.brightness, 1 + aug.brightness),
         _uniform(c["contrast"], 1 - aug.contrast, 1 + aug.contrast),
         saturation * exposure_saturation,
-        *gains.unbind(1),
+        *gains.T,
     )
 
 
 def _capture_steps(p: float, c: dict, n: int) -> dict[str, Step]:
     """Another camera's gamma, blur, resolution, noise and JPEG, each with probability p or p/2."""
-    rescaled = (n * _uniform(c["rescale"], 0.35, 0.8)).round().clamp(min=8)
+    rescaled = np.maximum(np.round(n * _uniform(c["rescale"], 0.35, 0.8)), 8)
     return {
         "capture_gamma": _step(c["capture_gamma_on"] < p,
                                _log_uniform(c["capture_gamma"], 0.67, 1.5)),
         "capture_blur": _step(c["capture_blur_on"] < p / 2, _uniform(c["capture_sigma"], 0.4, 1.3)),
         "rescale": _step(c["rescale_on"] < p / 2, rescaled),
         "noise": _step(c["noise_on"] < p, _uniform(c["noise_sigma"], 2.0, 8.0),
-                       (c["noise_y"] * NOISE_TILE).floor(), (c["noise_x"] * NOISE_TILE).floor()),
-        "jpeg": _step(c["jpeg_on"] < p / 2, 30 + (c["jpeg_quality"] * 61).floor()),
+                       np.floor(c["noise_y"] * NOISE_TILE), np.floor(c["noise_x"] * NOISE_TILE)),
+        "jpeg": _step(c["jpeg_on"] < p / 2, 30 + np.floor(c["jpeg_quality"] * 61)),
     }  # fmt: skip
 
 
@@ -185,17 +188,16 @@ class DeviceAugment:
                 "per sample in the loader; set data.augment_device=loader to use them"
             )
         self.aug, self.input_size, self.depth_size = aug, int(input_size), int(depth_size)
-        self.generator = torch.Generator().manual_seed(0)
+        self.rng = np.random.default_rng(0)
         self._tiles: dict[torch.device, torch.Tensor] = {}
 
     def start_epoch(self, seed: int) -> None:
         """Reseed the draws: training passes `epoch_seed(seed, rank, epoch)`."""
-        self.generator.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
 
     def draw(self, n: int) -> dict[str, Step]:
         """The next n samples' steps (CPU)."""
-        u = torch.rand(n, len(DRAWS), generator=self.generator, dtype=torch.float64)
-        return draw_steps(self.aug, u, self.input_size)
+        return draw_steps(self.aug, self.rng.random((n, len(DRAWS))), self.input_size)
 
     @torch.no_grad()
     def __call__(self, batch: dict) -> dict:
