@@ -283,6 +283,19 @@ def test_decode_only_items_are_the_stored_crop_and_map(store):
         StoreDataset(store, "train", 32, 8, augment=True, decode_only=True)
 
 
+def test_decode_only_brings_a_smaller_member_store_up_to_the_largest_crop(tmp_path):
+    from facepad.data.multistore import MultiStore
+
+    paths = []
+    for name, size, depth in (("large", 48, 8), ("small", 32, 4)):
+        crops, depths = list(smooth_crops(4, size)), [np.zeros((depth, depth), np.float32)] * 4
+        root = write_store(tmp_path / name, crops, depths, ["live", "spoof"] * 2, ["train"] * 4)
+        paths.append(f"{name}={root}")
+    ds = StoreDataset(MultiStore(paths), "train", 32, 8, decode_only=True)
+    batch = torch.utils.data.default_collate([ds[k] for k in range(len(ds))])  # one size: collates
+    assert batch["crop"].shape == (8, 48, 48, 3) and batch["depth"].shape == (8, 1, 8, 8)
+
+
 def metrics_rows(run_dir) -> list[dict]:
     with open(run_dir / "metrics.csv", newline="") as f:
         return [{k: v for k, v in r.items() if k not in ("train_samples_per_s", "epoch_s")}
