@@ -34,6 +34,9 @@ class DataConfig:
     exposure_aug: float = 0.0  # probability of a strong exposure change: gain, gamma, saturation
     sharpness_aug: float = 0.0  # probability of a focus change: Gaussian blur or unsharp mask
     simulated_attacks: float = 0.0  # extra simulated print/replay spoofs, per live train crop
+    # where the train split is augmented: per sample in the DataLoader (numpy/cv2), or in
+    # batches on the training device (torch; the loader only decodes), which keeps a GPU fed
+    augment_device: str = "loader"  # loader | device
     train_split: str = "train"
     val_split: str = "val"
 
@@ -100,6 +103,7 @@ class Config:
 
 CHOICES = {
     "data.balance": ("none", "dataset", "class", "dataset_class"),
+    "data.augment_device": ("loader", "device"),
     "train.schedule": ("cosine", "step"),
     "train.amp": ("bf16", "fp16", "none"),
     "train.device": ("auto", "cpu", "cuda"),
@@ -226,6 +230,12 @@ def validate(config: Config) -> None:
             raise ConfigError(f"{dotted} must be at least 1")
     if config.data.workers < 0:
         raise ConfigError("data.workers must be 0 or more")
+    if config.data.augment_device == "device" and config.data.simulated_attacks > 0:
+        raise ConfigError(
+            f"data.simulated_attacks={config.data.simulated_attacks} runs per sample in the "
+            "loader (print and replay media in numpy): set data.augment_device=loader, or "
+            "data.simulated_attacks=0 to augment on the device"
+        )
     _validate_per_model(config.model.per_model)
     for entry in config.data.stores:
         if not isinstance(entry, (str, dict)):

@@ -148,33 +148,36 @@ def same_face_store(root: Path, n: int = 16) -> Path:
     return write_store(root, [crop] * n, [depth] * n, labels, splits)
 
 
-def augment_worker(rank: int, port: int, out_dir: str, store: str, workers: int) -> None:
-    """Train one epoch on the store; save the images of the first two training batches."""
+def augment_worker(rank: int, port: int, out_dir: str, store: str, workers: int, path: str) -> None:
+    """Train one epoch on the store; save the images of the first two training batches as the
+    model gets them (after the device augmentation with data.augment_device=device)."""
     torchrun_env(rank, 2, port)
     built: list = []
     keep_models(built)
     seen: list[torch.Tensor] = []
-    original = train_epoch.train_step
+    original = train_epoch.to_device
 
-    def record(run, batch, epoch):
-        if len(seen) < 2:
+    def record(*args, **kwargs):
+        batch = original(*args, **kwargs)
+        if len(seen) < 2:  # train_step's call (validation holds its own to_device)
             seen.append(batch["image"].clone())
-        return original(run, batch, epoch)
+        return batch
 
-    train_epoch.train_step = record
+    train_epoch.to_device = record
     config = small_config(
         Path(out_dir), "binary_cnn", "train.epochs=1", "data.batch_size=4", "data.augment=true",
         f"data.workers={workers}", f"data.store={store}", "data.input_size=32",
+        f"data.augment_device={path}",
     )  # fmt: skip
     loop.train(config)
     torch.save(seen, Path(out_dir) / f"batches{rank}.pt")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [0, 2])
-def test_each_rank_draws_its_own_augmentation(tmp_path, workers):
+@pytest.mark.parametrize(("workers", "path"), [(0, "loader"), (2, "loader"), (2, "device")])
+def test_each_rank_draws_its_own_augmentation(tmp_path, workers, path):
     store = same_face_store(tmp_path / "store")
-    run_ranks(augment_worker, str(tmp_path / "run"), str(store), workers)
+    run_ranks(augment_worker, str(tmp_path / "run"), str(store), workers, path)
     rank0 = torch.load(tmp_path / "run" / "batches0.pt")
     rank1 = torch.load(tmp_path / "run" / "batches1.pt")
     assert len(rank0) == len(rank1) == 2

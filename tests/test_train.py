@@ -85,6 +85,8 @@ def test_gpu_recipe_is_at_the_papers_scale():
     c = load_config("celeba_intra_gpu")
     assert (c.data.input_size, c.data.depth_size) == (256, 32)
     assert c.data.batch_size >= 64 and c.train.amp == "bf16" and c.train.compile
+    assert c.data.augment_device == "device"  # the loader only decodes: it keeps a GPU fed
+    assert load_config("nuaa_cpu").data.augment_device == "loader"  # faster on a CPU
 
 
 def test_per_model_sections_follow_the_model_name():
@@ -157,8 +159,10 @@ def test_recipes_by_name_or_path(tmp_path):
 @pytest.mark.parametrize("recipe", list_recipes())
 def test_every_model_takes_an_optimisation_step_with_every_recipe(recipe, model, tmp_path):
     """What `reproduce` and `train` build from each packaged recipe, at the recipe's own sizes
-    and widths, trained for one step on CPU (GPU-only switches off)."""
-    cpu = ["train.compile=false", "train.device=cpu", "train.threads=1", "data.workers=0"]
+    and widths, trained for one step on CPU (GPU-only switches off; the synthetic items are
+    model inputs already, so the loader path: test_device_augment trains on the device path)."""
+    cpu = ["train.compile=false", "train.device=cpu", "train.threads=1", "data.workers=0",
+           "data.augment_device=loader"]  # fmt: skip
     overrides = [f"model.name={model}", "data.batch_size=2", "train.epochs=1", *cpu]
     config = load_config(recipe, [*overrides, f"out_dir={tmp_path}"])
     torch.manual_seed(config.train.seed)

@@ -5,6 +5,9 @@ stays on the face; colour and capture-side steps touch the image only. With
 `Augment.simulated_attacks > 0` the training split also holds that many extra items per live crop:
 a random live crop re-rendered as a print or replay, labelled spoof with an all-zero depth map.
 Random draws come from torch's generator, which DataLoader seeds differently per worker and epoch.
+With `decode_only=True` (training with data.augment_device=device) an item is the stored crop as
+decoded, uint8 (S, S, 3), and the stored depth map: `facepad.data.device_augment` augments and
+resizes whole batches on the training device.
 The store opens its files lazily in each process, so this is safe with DataLoader workers and
 torchrun.
 """
@@ -32,7 +35,14 @@ class StoreDataset(torch.utils.data.Dataset):
         input_size: int = 256,
         depth_size: int = 32,
         augment: bool | Augment = False,
+        decode_only: bool = False,
     ):
+        if decode_only and augment:
+            raise ValueError(
+                "StoreDataset(decode_only=True) leaves augmentation to the training device "
+                "(facepad.data.device_augment): pass augment=False"
+            )
+        self.decode_only = decode_only
         self.store = store if isinstance(store, PreparedStore) else PreparedStore(store)
         self.split = split
         self.indices = self.store.indices(split)
@@ -70,6 +80,8 @@ class StoreDataset(torch.utils.data.Dataset):
         return len(self.indices) + self.n_simulated
 
     def __getitem__(self, k: int) -> dict:
+        if self.decode_only:
+            return self._stored_item(self.indices[k])
         simulated = k >= len(self.indices)
         seed = int(torch.randint(0, 2**31 - 1, ()).item()) if self.augment is not None else 0
         if simulated:  # any live crop of its dataset, drawn afresh each time the item is read
@@ -97,6 +109,21 @@ class StoreDataset(torch.utils.data.Dataset):
             "live": torch.tensor(
                 0.0 if simulated or self.store.index[i]["label"] != "live" else 1.0
             ),
+            "depth": torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None],
+            "idx": i,
+        }
+
+    def _stored_item(self, i: int) -> dict:
+        """`crop` uint8 (S, S, 3) and `depth` (1, D, D) at the store's sizes (a smaller member of
+        a MultiStore is resized up to them, so batches collate), `live`, `idx`."""
+        crop, depth = self.store.read_crop(i), self.store.read_depth(i)
+        if crop.shape[0] != self.store.crop_size:
+            crop = resize_square(crop, self.store.crop_size)
+        if depth.shape[0] != self.store.depth_size:
+            depth = resize_square(depth, self.store.depth_size)
+        return {
+            "crop": torch.from_numpy(np.ascontiguousarray(crop)),
+            "live": torch.tensor(1.0 if self.store.index[i]["label"] == "live" else 0.0),
             "depth": torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None],
             "idx": i,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +13,9 @@ from torch.utils.data import DistributedSampler
 
 from facepad.train import distributed as fdist
 from facepad.train.run import Run
+
+if TYPE_CHECKING:
+    from facepad.data.device_augment import DeviceAugment
 
 
 def epoch_seed(seed: int, rank: int, epoch: int) -> int:
@@ -29,10 +33,15 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
-def to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
+def to_device(
+    batch: dict, device: torch.device, channels_last: bool, augment: DeviceAugment | None = None
+) -> dict:
+    """The batch on `device`; with `augment` (data.augment_device=device) augmented there."""
     out = {
         k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
     }
+    if augment is not None:
+        out = augment(out)
     if channels_last:
         out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
     return out
@@ -49,6 +58,8 @@ def _start_epoch(run: Run, epoch: int) -> None:
     # The dataset draws augmentations from torch's global generator (in this process, or in
     # DataLoader workers seeded from it when their iterator starts).
     torch.manual_seed(epoch_seed(seed, run.info.rank, epoch))
+    if run.device_augment is not None:  # its own generator: the same draws whatever the loader
+        run.device_augment.start_epoch(epoch_seed(seed, run.info.rank, epoch))
     run.model.train()
 
 
@@ -82,7 +93,7 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
 def train_step(run: Run, batch: dict, epoch: int) -> dict[str, torch.Tensor]:
     """Forward, loss, backward, optimiser and schedule step; the detached loss terms."""
     t = run.config.train
-    batch = to_device(batch, run.device, t.channels_last)
+    batch = to_device(batch, run.device, t.channels_last, run.device_augment)
     with autocast(run.device, t.amp):
         outputs = run.train_model(batch["image"])
     losses = run.loss_fn(outputs, batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -15,6 +15,9 @@ from facepad.config import Config
 from facepad.models.losses import PadLoss
 from facepad.train import distributed as fdist
 from facepad.train.ema import EMA
+
+if TYPE_CHECKING:
+    from facepad.data.device_augment import DeviceAugment
 
 
 def run_dir_of(config: Config) -> Path:
@@ -51,6 +54,7 @@ class Run:
     writer: Any = None  # TensorBoard, rank 0 only
     ema: EMA | None = None  # averaged weights: validated and saved in place of the model's
     warned_one_class: bool = False
+    device_augment: DeviceAugment | None = None  # data.augment_device=device: batches, here
 
     @property
     def kept_model(self) -> nn.Module:

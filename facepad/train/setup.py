@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from facepad.config import Config, save_config
+from facepad.data.device_augment import device_augment
 from facepad.models.checkpoint import load_checkpoint, restore_training_state
 from facepad.models.losses import PadLoss
 from facepad.models.registry import create_model, list_models
@@ -35,7 +36,11 @@ def build_datasets(config: Config) -> tuple[Dataset, Dataset, dict]:
     d = config.data
     store = open_stores(d.store, d.stores)  # one store, or several (data.stores) as one
     augment = training_augment(d)
-    train_set = StoreDataset(store, d.train_split, d.input_size, d.depth_size, augment=augment)
+    on_device = augment is not None and d.augment_device == "device"  # the loader only decodes
+    train_set = StoreDataset(
+        store, d.train_split, d.input_size, d.depth_size,
+        augment=False if on_device else augment, decode_only=on_device,
+    )  # fmt: skip
     train_set = balanced(train_set, d.balance, d.epoch_samples)
     val_set = StoreDataset(store, d.val_split, d.input_size, d.depth_size, augment=False)
     for split, ds in ((d.train_split, train_set), (d.val_split, val_set)):
@@ -126,7 +131,6 @@ def setup_run(
             f"data.batch_size {d.batch_size} (global) does not split over {info.world_size} ranks"
         )
     per_rank_batch = d.batch_size // info.world_size
-
     train_set, val_set, preprocess = datasets if datasets is not None else build_datasets(config)
     model = build_model(config).to(info.device)  # same seed on every rank: same initial weights
     if t.channels_last:
@@ -148,6 +152,7 @@ def setup_run(
         val_loader=val_loader_for(val_set, per_rank_batch, d.workers, info),
         preprocess=preprocess,
         ema=EMA(model, t.ema) if t.ema else None,
+        device_augment=device_augment(d),  # None unless data.augment_device=device
     )
     if resume:
         _resume(run)
