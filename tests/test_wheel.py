@@ -62,9 +62,10 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
-def test_the_wheel_ships_recipes_and_the_serve_page(wheel):
+def test_the_wheel_ships_recipes_the_serve_page_and_the_model(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"facepad/configs/nuaa_cpu.yaml", "facepad/serve/page.html"} <= names
+    assert "facepad/weights/facepad_lite0.onnx" in names
     missing = package_data_files(REPO) - names
     assert not missing, f"not in the wheel (add them to package-data in pyproject.toml): {missing}"
     assert not [n for n in names if n.startswith(("tests/", "configs/", "benchmarks/"))]
@@ -146,3 +147,23 @@ def test_installed_wheel_reproduces_the_demo_exports_and_serves(installed, tmp_p
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_installed_wheel_decides_real_faces_with_the_shipped_model(installed, tmp_path):
+    """Right after install, `facepad predict IMG...` with no model: the package's own model,
+    on 20 frames of Replay-Attack clients it never saw (skips without the data)."""
+    from test_shipped import replay_devel_frames
+
+    bin_dir, env = installed
+    frames = replay_devel_frames(10)
+    code = "from facepad.infer.shipped import shipped_model_path; print(shipped_model_path())"
+    where = run([str(bin_dir / "python"), "-c", code], tmp_path, env).strip()
+    assert Path(where).is_relative_to(bin_dir.parent), where  # the installed package's file
+    out = tmp_path / "out.json"
+    run([str(bin_dir / "facepad"), "predict", *[p for p, _ in frames], "--faces", "largest",
+         "--json", str(out)], tmp_path, env)  # fmt: skip
+    results = json.loads(out.read_text())["results"]
+    decided = {r["source"]: r["decision"] == "live" for r in results if not r["error"]}
+    right = [decided[p] == live for p, live in frames if p in decided]
+    assert len(right) >= 18 and sum(right) >= 18, f"{sum(right)} of {len(right)} decided right"
