@@ -167,3 +167,25 @@ def test_installed_wheel_decides_real_faces_with_the_shipped_model(installed, tm
     decided = {r["source"]: r["decision"] == "live" for r in results if not r["error"]}
     right = [decided[p] == live for p, live in frames if p in decided]
     assert len(right) >= 18 and sum(right) >= 18, f"{sum(right)} of {len(right)} decided right"
+
+    # `facepad serve` with no model serves the same one
+    port = free_port()
+    serve = [str(bin_dir / "facepad"), "serve", "--port", str(port), "--response", "full"]
+    proc = subprocess.Popen(serve, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        health = json.loads(wait_for(f"http://127.0.0.1:{port}/healthz", proc))
+        assert health["status"] == "ok" and health["model"] == "binary_cnn"
+        path, live = frames[0]
+        answer = post_image(f"http://127.0.0.1:{port}/v1/predict", Path(path).read_bytes())
+        assert answer["decision"] == ("live" if live else "spoof")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def post_image(url: str, jpeg: bytes) -> dict:
+    """POST one JPEG as the multipart field `image`; the JSON answer."""
+    import httpx
+
+    return httpx.post(url, files={"image": ("f.jpg", jpeg, "image/jpeg")}, timeout=30).json()
