@@ -87,3 +87,18 @@ def test_bad_inputs_name_the_fix(models, tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
     assert main(["calibrate", str(models[1]), "--live", str(empty), "--out", "x.pt"]) == 2
     assert "must have the model's own suffix" in capsys.readouterr().err
+
+
+def test_calibrate_the_shipped_model_as_the_readme_says(live_dir, tmp_path, monkeypatch):
+    """`facepad calibrate --live my_camera/ --target-bpcer 0.02 --out my_model.onnx`: no model
+    given, so the shipped one, calibrated on a folder of live captures."""
+    from facepad.infer.shipped import shipped_model_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_camera").symlink_to(live_dir, target_is_directory=True)
+    command = "calibrate --live my_camera/ --target-bpcer 0.02 --out my_model.onnx"
+    assert main(command.split()) == 0
+    calibrated = Predictor.from_path(tmp_path / "my_model.onnx")
+    shipped = Predictor.from_path(shipped_model_path())
+    assert calibrated.model_name == shipped.model_name
+    assert calibrated.threshold <= min(scores_of(shipped_model_path(), live_dir))  # none rejected

@@ -2,22 +2,18 @@
 
 A newcomer copies the README's commands; one that no longer runs is a broken promise. This file
 reads every command of the README's ```bash blocks and every ```python block, and checks that:
-- each is in COVERED, with the tests that run it (and how, where a test runs a variant), or in
-  PLANNED (a feature being built), and the README holds nothing else;
+- each is in COVERED, with the tests that run it (and how, where a test runs a variant), and the
+  README holds nothing else;
 - every reference in COVERED exists (a test function in its file, or the script CI runs);
 - every `facepad` command line in COVERED parses with `facepad.cli.build_parser()`;
 - the cheap ones run here exactly as written, in tmp_path, with `data/` made of a few real
   nuaa-dev frames from $FACEPAD_DATA (skipped without it);
-- a PLANNED command whose feature has landed fails here, until a test runs it and it moves to
-  COVERED;
 - the README's and docs' links point at files and headings that exist, and the README stays short.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import re
 import shlex
 import shutil
@@ -85,30 +81,47 @@ COVERED: dict[str, tuple[str, ...]] = {
         " -- --ray with --ray-config (2 replicas)",
         "tests/test_ray.py::test_deployment_options_from_defaults_yaml_and_flags -- --replicas 2",
     ),
+    "facepad predict photo.jpg": (
+        "tests/test_shipped.py::test_predict_without_a_model_uses_it -- with --json",
+    ),
+    "facepad predict clip.mp4": (
+        "tests/test_shipped.py::test_predict_a_video_and_a_webcam_without_a_model",
+    ),
+    "facepad predict 0": (
+        "tests/test_shipped.py::test_predict_a_video_and_a_webcam_without_a_model"
+        " -- a recorded clip stands in for webcam 0",
+    ),
+    "facepad serve": (
+        "tests/test_wheel.py::test_installed_wheel_decides_real_faces_with_the_shipped_model"
+        " -- from an installed wheel, with --port P --response full",
+    ),
+    "from facepad.infer import Predictor": (
+        "tests/test_shipped.py::test_a_predictor_without_a_model_uses_it -- on a photo array",
+    ),
+    "facepad calibrate --live my_camera/ --target-bpcer 0.02 --out my_model.onnx": (
+        "tests/test_calibrate.py::test_calibrate_the_shipped_model_as_the_readme_says",
+    ),
+    "facepad train lite0_cpu data.store=stores/nuaa-dev": (
+        "tests/test_train.py::test_every_model_takes_an_optimisation_step_with_every_recipe"
+        " -- lite0_cpu, one step on synthetic items",
+    ),
+    "facepad prepare --manifest data/celeba-spoof-mini/manifest.csv --face-crops --box dataset"
+    " --crop-scale 1.2 --crop-size 128 --depth-size 32 --out stores/celeba-mini": (
+        f"{THIS}::test_celeba_spoof_mini_as_written -- on 36 of its crops",
+    ),
+    "facepad reproduce --manifest data/celeba-spoof-mini/manifest.csv --face-crops"
+    " --out results/celeba-mini": (f"{THIS}::test_celeba_spoof_mini_as_written -- on 36 crops",),
+    "facepad benchmark --store celeba=stores/celeba-mini --store casia=stores/casia"
+    " --store replay=stores/replay-devtest --store nuaa=stores/nuaa --protocols lodo"
+    " --models depth_unet,binary_cnn@lite0_cpu --recipe scratch_multi_cpu --seeds 0,1"
+    " --out results/lodo train.threads=1": (
+        "tests/test_benchmark.py::test_a_second_family_is_a_model_with_its_own_recipe"
+        " -- a MODEL@RECIPE family beside the default one, on fake steps and small stores",
+    ),
     "facepad batch-score images.txt --model model.onnx --out scores.csv --actors 2": (
         "tests/test_ray.py::test_ray_data_scores_a_list_like_the_predictor_and_resumes"
         " -- score_image_list, what the command calls, with 2 actors",
     ),
-}
-
-# Features the lead is building (README sections written, figures TODO(lead)). Each maps to how
-# to tell it has landed; when it has, test_no_planned_command_has_landed_untested fails until
-# the command is run by a test and moved to COVERED.
-PLANNED: dict[str, str] = {
-    "facepad predict photo.jpg": "parses",
-    "facepad predict clip.mp4": "parses",
-    "facepad predict 0": "parses",
-    "facepad serve": "parses",
-    "from facepad.infer import Predictor": "imports",
-    "facepad calibrate MODEL --live DIR --target-bpcer 0.02 --out MODEL2": "parses",
-    "facepad train lite0_cpu data.store=stores/nuaa-dev": "recipe lite0_cpu",
-    "facepad prepare --manifest data/celeba-spoof-mini/manifest.csv --face-crops --crop-size 128"
-    " --depth-size 32 --out stores/celeba-mini": "parses",
-    "facepad reproduce --manifest data/celeba-spoof-mini/manifest.csv --face-crops"
-    " --out results/celeba-mini": "parses",
-    "facepad benchmark --store nuaa=stores/nuaa-all --store replay=stores/replay-all"
-    " --store casia=stores/casia --store celeba=stores/celeba-mini --protocols lodo"
-    " --recipe lite0_cpu --out results/lodo4": "recipe lite0_cpu",
 }
 
 README_MAX_LINES = 260  # "a README a newcomer reads in five minutes"
@@ -170,13 +183,13 @@ def run_by(test_name: str) -> list[str]:
 def test_every_readme_command_is_covered_or_planned():
     entries = readme_entries()
     assert entries, "no commands found in the README"
-    unknown = [c for c in entries if c not in COVERED and c not in PLANNED]
+    unknown = [c for c in entries if c not in COVERED]
     assert not unknown, (
-        "README commands that no test runs: add each to COVERED with the test that runs it "
-        f"(or to PLANNED while its feature is being built): {unknown}"
+        f"README commands that no test runs: add each to COVERED with the test that runs it: "
+        f"{unknown}"
     )
-    stale = [c for c in [*COVERED, *PLANNED] if c not in entries]
-    assert not stale, f"COVERED/PLANNED entries the README no longer has: {stale}"
+    stale = [c for c in COVERED if c not in entries]
+    assert not stale, f"COVERED entries the README no longer has: {stale}"
 
 
 def test_the_first_two_commands_are_the_ones_ci_relies_on():
@@ -214,40 +227,6 @@ def test_every_facepad_command_parses(command):
 
     args = build_parser().parse_args(facepad_argv(command))
     assert callable(args.func)
-
-
-def landed(how: str) -> bool:
-    if how == "parses":
-        return False  # decided per command in the test, which knows the command
-    if how == "imports":
-        import facepad.infer
-
-        return hasattr(facepad.infer, "Predictor")
-    if how.startswith("recipe "):
-        from facepad.config import list_recipes
-
-        return how.split()[1] in list_recipes()
-    raise AssertionError(f"unknown landing check {how!r}")
-
-
-@pytest.mark.parametrize("command", list(PLANNED))
-def test_no_planned_command_has_landed_untested(command):
-    from facepad.cli import build_parser
-
-    how = PLANNED[command]
-    if how == "parses":
-        with contextlib.redirect_stderr(io.StringIO()):
-            try:
-                build_parser().parse_args(facepad_argv(command))
-                arrived = True
-            except SystemExit:
-                arrived = False
-    else:
-        arrived = landed(how)
-    assert not arrived, (
-        f"the feature behind `{command}` has landed: run the command in a test, move it from "
-        "PLANNED to COVERED in tests/test_readme.py, and fill in its TODO(lead) figures"
-    )
 
 
 def test_the_readme_stays_short():
@@ -361,4 +340,41 @@ def test_the_demo_command_as_written(workdir):
     (command,) = run_by("test_the_demo_command_as_written")
     assert run_facepad(command) == 0
     rows = table_rows(workdir / "results" / "demo" / "table1.csv")
+    assert [r["model"] for r in rows] == ["binary_cnn", "depth_unet", "fusion"]
+
+
+def make_celeba_mini(root: Path, celeba_mini: Path, per_split_label: int) -> None:
+    """`data/celeba-spoof-mini/manifest.csv` under root: the first crops of each split and label
+    of the real set, by absolute path (nothing is copied)."""
+    with open(celeba_mini / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    picked, taken = [], {}
+    for r in rows:
+        key = (r["split"], r["label"])
+        if taken.get(key, 0) < per_split_label:
+            taken[key] = taken.get(key, 0) + 1
+            picked.append(dict(r, path=str((celeba_mini / r["path"]).absolute())))
+    out = root / "data" / "celeba-spoof-mini" / "manifest.csv"
+    out.parent.mkdir(parents=True)
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(picked)
+
+
+@pytest.mark.slow
+def test_celeba_spoof_mini_as_written(workdir):
+    from conftest import DEV_DATA
+
+    celeba_mini = DEV_DATA / "celeba-spoof-mini"
+    if not (celeba_mini / "manifest.csv").is_file():
+        pytest.skip(f"celeba-spoof-mini not found at {celeba_mini} (set FACEPAD_DATA)")
+    make_celeba_mini(workdir, celeba_mini, per_split_label=6)  # 36 real crops
+    commands = run_by("test_celeba_spoof_mini_as_written")
+    assert len(commands) == 2, commands
+    for command in commands:
+        assert run_facepad(command) == 0, command
+    store = workdir / "stores" / "celeba-mini"
+    assert (store / "store.json").is_file()
+    rows = table_rows(workdir / "results" / "celeba-mini" / "table1.csv")
     assert [r["model"] for r in rows] == ["binary_cnn", "depth_unet", "fusion"]

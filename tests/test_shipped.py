@@ -73,3 +73,35 @@ def test_it_decides_real_faces_of_people_it_never_saw():
     accepted, live = np.array(found).T
     apcer, bpcer = np.mean(accepted[~live]), np.mean(~accepted[live])
     assert (apcer + bpcer) / 2 <= 0.10, f"APCER {apcer:.2f}, BPCER {bpcer:.2f}"
+
+
+def write_clip(path, frames: int = 6):
+    """A short video of a real face photo, moving a little each frame."""
+    import cv2
+
+    rgb = astronaut()[:480, :496]  # even size for the codec
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (496, 480))
+    for i in range(frames):
+        writer.write(cv2.cvtColor(np.roll(rgb, 2 * i, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def test_predict_a_video_and_a_webcam_without_a_model(tmp_path, monkeypatch, capsys):
+    """`facepad predict clip.mp4` and `facepad predict 0` as the README gives them; a recorded
+    clip stands in for webcam 0 (no camera here)."""
+    import facepad.infer.video as video
+
+    monkeypatch.chdir(tmp_path)
+    write_clip(tmp_path / "clip.mp4")
+    assert main(["predict", "clip.mp4"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("clip.mp4") == 6 and "window" in printed  # sliding-window decisions
+    real_open = video.open_capture
+
+    def webcam_zero_is_the_clip(source):
+        return real_open("clip.mp4" if source == 0 else source)
+
+    monkeypatch.setattr(video, "open_capture", webcam_zero_is_the_clip)
+    assert main(["predict", "0"]) == 0
+    assert capsys.readouterr().out.count("webcam:0") == 6
