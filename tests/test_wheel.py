@@ -31,8 +31,18 @@ REPO = Path(__file__).resolve().parents[1]
 # Left out of the source copy: local state that a clean checkout does not have.
 NOT_SOURCE = (
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
-    ".ruff_cache", "runs", "results", "stores", "prepared", "demo_data", "*.onnx",
+    ".ruff_cache", "runs", "results", "stores", "prepared", "demo_data", "logs",
 )  # fmt: skip
+
+
+def not_source(folder: str, names: list[str]) -> set[str]:
+    """shutil.copytree's ignore: local state, and exported models other than the shipped one."""
+    left_out = shutil.ignore_patterns(*NOT_SOURCE)(folder, names)
+    if Path(folder) == REPO:
+        left_out |= {"data", "eval"} & set(names)  # links to the datasets; local evaluations
+    if Path(folder) != REPO / "facepad" / "weights":
+        left_out |= {n for n in names if n.endswith(".onnx")}
+    return left_out
 
 
 def run(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
@@ -55,7 +65,7 @@ def wheel(tmp_path_factory) -> Path:
     """The wheel, built offline from a clean copy of the source (the checkout stays untouched)."""
     root = tmp_path_factory.mktemp("wheel")
     src = root / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    shutil.copytree(REPO, src, ignore=not_source)
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index"]
     run([*cmd, "-q", "-w", str(root / "dist"), str(src)], cwd=root, env=dict(os.environ))
     (built,) = (root / "dist").glob("facepad-*.whl")
