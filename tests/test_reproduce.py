@@ -43,7 +43,16 @@ class FakeSteps:
             self.evaluate,
             recipe=lambda model, source, config_set: self.recipe,
             settings=lambda recipes, source, overrides: {"crop_size": 64},
+            shipped=self.shipped,
         )
+
+    def shipped(self, store):
+        """The shipped model's end-to-end rows: 2 of 10 attacks pass, one face not found."""
+        rows = [{"label": "live", "score": 0.9, "attributes": {"face_found": "yes"}}] * 10
+        rows += [{"label": "spoof", "score": 0.8 if i < 2 else 0.1,
+                  "attributes": {"face_found": "yes"}} for i in range(10)]  # fmt: skip
+        rows += [{"label": "spoof", "score": -1.0, "attributes": {"face_found": "no"}}]
+        return rows, 0.5
 
     def prepare(self, source, store, work, settings):
         assert settings == {"crop_size": 64}
@@ -127,6 +136,10 @@ def test_reproduce_writes_table_and_figures_then_reuses(tmp_path, capsys):
         e2e = list(csv.DictReader(f))
     assert [r["model"] for r in e2e] == list(MODELS) and {r["n_fta"] for r in e2e} == {"4"}
     assert {r["agreement"] for r in e2e} == {"100.00"}  # faces found score as in the store
+    # The demo shows the shipped model on the same images, and says it is synthetic.
+    shipped = "| shipped | 1 | 20.00 | 0.00 | 10.00 | 90.00 |"
+    assert shipped in printed and shipped in (out / "table1.md").read_text()
+    assert "The demo is synthetic" in printed and "docs/results.md" in printed
 
     # A rerun trains and evaluates nothing and gives the same table.
     again = reproduce(Source("demo"), out, steps=fake.steps())
