@@ -6,7 +6,7 @@ B (the benchmark's scores.csv), draws n live frames of B's *validation* subjects
 would capture of themselves; n = 50, 100, 300, as many as there are when fewer), sets the
 threshold that rejects `--target-bpcer` of them (`facepad.metrics.live_threshold`, what `facepad
 calibrate` does), and measures BPCER and APCER on B's other subjects. Repeated over `--draws`
-random draws: mean and 5-95 % range. The first row of each cell is the model as shipped (its
+random draws: mean and 5-95 % range. The first row of each cell is the model as trained (its
 threshold from the training datasets' validation).
 
     .venv/bin/python benchmarks/calibration.py --bench results/lodo \\
@@ -41,7 +41,7 @@ def rates(scores: np.ndarray, live: np.ndarray, threshold: float) -> tuple[float
 
 
 def cell_rows(scores_csv: Path, store: Path, target: float, draws: int, seed: int) -> list[dict]:
-    """The shipped threshold's rates, then each calibration size's, on B's non-val subjects."""
+    """The trained threshold's rates, then each calibration size's, on B's non-val subjects."""
     rows = read_scores_csv(scores_csv)
     split = split_of(store)
     where = np.array([split.get(r["path"], "") for r in rows])
@@ -51,7 +51,7 @@ def cell_rows(scores_csv: Path, store: Path, target: float, draws: int, seed: in
     held = where != "val"  # the subjects the calibration never saw
     pool = scores[(where == "val") & live]
     bpcer, apcer = rates(scores[held], live[held], report["threshold"])
-    out = [{"n": "shipped", "bpcer": bpcer, "apcer": apcer, "range": ""}]
+    out = [{"n": "none (as trained)", "bpcer": bpcer, "apcer": apcer, "range": ""}]
     rng = np.random.default_rng(seed)
     for n in SIZES:
         k = min(n, len(pool))
