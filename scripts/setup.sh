@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 extras="all"
 if [[ "${1:-}" == "--dev" ]]; then extras="all,dev,ray"; fi
 python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${extras}]"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps mediapipe==0.10.14
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -e ".[${extras}]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-compile --no-deps mediapipe==0.10.14
 .venv/bin/python - <<'PY'
 import sys
 

@@ -342,6 +342,9 @@ def test_the_demo_command_as_written(workdir):
     assert run_facepad(command) == 0
     rows = table_rows(workdir / "results" / "demo" / "table1.csv")
     assert [r["model"] for r in rows] == ["binary_cnn", "depth_unet", "fusion"]
+    # every model learned the demo: held-out people, the validation threshold (83-86 % measured;
+    # the demo before its redesign gave 70-77 %)
+    assert all(float(r["acc"]) >= 78 for r in rows), [(r["model"], r["acc"]) for r in rows]
 
 
 def make_celeba_mini(root: Path, celeba_mini: Path, per_split_label: int) -> None:
