@@ -39,10 +39,17 @@ def photo_crop(rng, size: int) -> np.ndarray:
 
 
 def write_synthetic_store(
-    root: Path, n_train: int, n_val: int, size: int = 256, depth: int = 32, photos: bool = False
+    root: Path,
+    n_train: int,
+    n_val: int,
+    size: int = 256,
+    depth: int = 32,
+    photos: bool = False,
+    subsampling: str = "444",
 ):
     """A store in facepad's format: textures (or photo windows) as crops, blobs as live depth
-    maps. An existing store at `root` is reused."""
+    maps, JPEG chroma `subsampling` as `prepare --jpeg-subsampling` sets it. An existing store at
+    `root` is reused."""
     import simplejpeg
 
     if (root / "store.json").is_file():
@@ -54,7 +61,7 @@ def write_synthetic_store(
         blobs, maps = bytearray(), []
         for i in range(shard, min(shard + SHARD, n)):
             crop = photo_crop(rng, size) if photos else texture_crop(rng, size)
-            jpeg = simplejpeg.encode_jpeg(crop, quality=95)
+            jpeg = simplejpeg.encode_jpeg(crop, quality=95, colorsubsampling=subsampling)
             live = i % 2 == 0
             yy, xx = np.mgrid[0:depth, 0:depth] / depth - 0.5
             maps.append(np.clip(255 * (1 - 4 * (xx**2 + yy**2)), 0, 255) * live)

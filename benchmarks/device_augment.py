@@ -5,7 +5,8 @@ the paths, so load on the machine hits both alike; figures are medians over the 
 average is printed: other processes on the machine slow both paths down.
 
 `loader`: the loader's CPU cost per sample at 256x256 crops (256 in, 32x32 maps), on a store of
-textures (as benchmarks/gpu_recipe.py writes) and one of photo windows, with every
+textures (as benchmarks/gpu_recipe.py writes), one of photo windows, and the photos with 4:2:0
+chroma (`prepare --jpeg-subsampling 420`; the others are 4:4:4, prepare's default), with every
 augmentation on but simulated attacks (rotation 10, capture 0.8, exposure 0.8, sharpness 0.5):
 CPU seconds of this process per sample through a DataLoader with 0 workers (read, decode,
 augment, collate), as samples/s per core of loader work, and `decode`, the JPEG decoding alone
@@ -83,9 +84,11 @@ def loader_cost(store: Path, path: str, batch: int) -> tuple[float, float]:
 
 def loader_main(args) -> None:
     torch.set_num_threads(1)
-    for photos in (False, True):
-        name = "photos256" if photos else "textures256"
-        store = write_synthetic_store(Path(args.out) / name, args.n, 64, size=256, photos=photos)
+    for photos, subsampling in ((False, "444"), (True, "444"), (True, "420")):
+        name = ("photos256" if photos else "textures256") + ("-420" if subsampling == "420" else "")
+        store = write_synthetic_store(
+            Path(args.out) / name, args.n, 64, size=256, photos=photos, subsampling=subsampling
+        )
         loader_table(store, args)
 
 
