@@ -106,4 +106,4 @@ def test_cli_registers_demo():
     parser = argparse.ArgumentParser()
     demo_module.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["demo", "--out", "/tmp/x", "--seed", "3", "--subjects", "5"])
-    assert (args.seed, args.subjects, args.live, args.spoof) == (3, 5, 4, 6)
+    assert (args.seed, args.subjects, args.live, args.spoof) == (3, 5, 4, 4)
