@@ -332,3 +332,19 @@ def test_detector_face_is_the_largest_as_in_the_predictor(tmp_path, monkeypatch)
                         workers=1, progress=False)  # fmt: skip
     expected = square_crop(rgb, large.box, 1.3, 64)
     assert np.abs(PreparedStore(out).read_crop(0).astype(int) - expected).mean() < 3
+
+
+def test_jpeg_subsampling_420_is_stored_and_recorded(photos, reference, tmp_path):
+    """--jpeg-subsampling 420 (for decode-bound loaders) writes 4:2:0 crops and says so in
+    store.json; the default store stays 4:4:4 and records nothing new (old plans resume)."""
+    import simplejpeg
+
+    out = prepare_any(photos[0], tmp_path / "s420", dataset_name="photos", crop_size=128,
+                      workers=1, shard_size=3, progress=False, jpeg_subsampling="420")  # fmt: skip
+    subsampled, default = PreparedStore(out), PreparedStore(reference)
+    assert subsampled.meta["jpeg_subsampling"] == "420" and "jpeg_subsampling" not in default.meta
+    assert simplejpeg.decode_jpeg_header(subsampled.read_crop_bytes(0))[3] == "420"
+    assert simplejpeg.decode_jpeg_header(default.read_crop_bytes(0))[3] == "444"
+    assert np.abs(subsampled.read_crop(0).astype(int) - default.read_crop(0)).mean() < 4
+    with pytest.raises(ValueError, match="jpeg_subsampling"):
+        prepare_store(photos[0], tmp_path / "bad", dataset_name="photos", jpeg_subsampling="411")
