@@ -97,6 +97,7 @@ def test_every_kind_takes_the_pretrained_encoder(name):
     assert "pretrained" not in model.kwargs  # a checkpoint holds the weights
 
 
+@pytest.mark.parametrize("imagenet", ["lite0"], indirect=True)  # the LITE models below are Lite0
 def test_pretrained_starts_from_imagenet_and_freezing_keeps_it(imagenet):
     trunk, _ = imagenet
     model = create_model("binary_cnn", **LITE, pretrained=True, freeze_stride=4)
