@@ -50,6 +50,7 @@ JPEG_QUALITY = 95  # 256x256 crop ~20 KB; 4:4:4 keeps colour detail (moire, prin
 # Chroma subsampling of the stored crops. 4:2:0 stores colour at half resolution: its crops decode
 # about 1.5x faster, for a training loader bound by JPEG decoding (a GPU fed by few cores).
 JPEG_SUBSAMPLINGS = ("444", "422", "420")
+JPEG_SUBSAMPLING = "444"  # the default
 SKIPPED_COLUMNS = ("path", "split", "label", "reason", "detail")
 # Reader counts worth a line in the summary when not zero (the rest are in store.json).
 READER_DEFECTS = (
@@ -94,7 +95,7 @@ def prepare_store(
     no_mesh_policy: str = "skip",
     shard_size: int = DEFAULT_SHARD_SIZE,
     jpeg_quality: int = JPEG_QUALITY,
-    jpeg_subsampling: str = "444",
+    jpeg_subsampling: str = JPEG_SUBSAMPLING,
     min_face_confidence: float = 0.5,
     box: str = "dataset",
     face_crops: bool = False,
@@ -115,12 +116,7 @@ def prepare_store(
     from facepad.data.store import rows_path
 
     _check_options(no_mesh_policy, box, max_failed_fraction, crop_size, depth_size, shard_size,
-                   crop_scale)  # fmt: skip
-    if jpeg_subsampling not in JPEG_SUBSAMPLINGS or not 1 <= jpeg_quality <= 100:
-        raise ValueError(
-            f"jpeg_subsampling {jpeg_subsampling!r} / jpeg_quality {jpeg_quality}: choose one of "
-            f"{', '.join(JPEG_SUBSAMPLINGS)} and a quality of 1-100"
-        )
+                   crop_scale, jpeg_quality, jpeg_subsampling)  # fmt: skip
     out = Path(out_dir)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     samples = sorted(read_result.samples, key=lambda s: (s.split, s.path))
@@ -139,7 +135,8 @@ def prepare_store(
         "num_samples": len(samples),
         "samples_sha256": _samples_digest(samples),
     }
-    if jpeg_subsampling != "444":  # recorded only when set: older stores' plans resume as they are
+    # recorded only when not the default: older stores' plans resume as they are
+    if jpeg_subsampling != JPEG_SUBSAMPLING:
         settings["jpeg_subsampling"] = jpeg_subsampling
     _start_or_resume(out, settings)
     chunks = [samples[k : k + shard_size] for k in range(0, len(samples), shard_size)]
@@ -155,7 +152,7 @@ def prepare_store(
 
 def _check_options(
     no_mesh_policy: str, box: str, max_failed_fraction: float, crop_size: int, depth_size: int,
-    shard_size: int, crop_scale: float,
+    shard_size: int, crop_scale: float, jpeg_quality: int, jpeg_subsampling: str,
 ) -> None:  # fmt: skip
     """Refuse impossible settings before anything is read or written."""
     if no_mesh_policy not in NO_MESH_POLICIES:
@@ -166,6 +163,11 @@ def _check_options(
         raise ValueError(f"max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
     if crop_size < 8 or depth_size < 1 or shard_size < 1 or crop_scale <= 0:
         raise ValueError("need crop_size >= 8, depth_size >= 1, shard_size >= 1, crop_scale > 0")
+    if jpeg_subsampling not in JPEG_SUBSAMPLINGS or not 1 <= jpeg_quality <= 100:
+        raise ValueError(
+            f"jpeg_subsampling {jpeg_subsampling!r} / jpeg_quality {jpeg_quality}: choose one of "
+            f"{', '.join(JPEG_SUBSAMPLINGS)} and a quality of 1-100"
+        )
 
 
 def _write_store_json(out: Path, settings: dict, summary: dict, max_failed_fraction: float) -> None:
@@ -398,7 +400,7 @@ def _process_sample_unsafe(sample, settings):
         crop,
         quality=settings["jpeg_quality"],
         colorspace="RGB",
-        colorsubsampling=settings.get("jpeg_subsampling", "444"),
+        colorsubsampling=settings.get("jpeg_subsampling", JPEG_SUBSAMPLING),
     )
     return jpeg, to_uint8(depth), {**fields, "depth": target}
 
@@ -737,7 +739,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--jpeg-subsampling",
         choices=JPEG_SUBSAMPLINGS,
-        default="444",
+        default=JPEG_SUBSAMPLING,
         help="stored crops' chroma subsampling: 444 keeps colour detail (default); 420 decodes "
         "about 1.5x faster, for a GPU whose loader is bound by JPEG decoding",
     )
